@@ -1,0 +1,386 @@
+//! Fetching one commit of a git repository and writing its tree as plain files.
+//!
+//! The clone goes into a temporary bare repository; only the commit's tree is written into the destination,
+//! so the build sees the files and nothing of git (no `.git`, no hooks, no config). The same limits and
+//! symlink rules as for tarballs apply to the tree.
+
+use std::fs;
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use gix::objs::tree::EntryKind;
+
+use crate::error::SourceError;
+use crate::source::{UnpackLimits, check_symlink_target, prepare_dest, safe_relative, set_mode};
+
+/// The commit a fetch resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSource {
+    /// Full hex object id of the commit.
+    pub commit: String,
+    /// Committer time of the commit, unix seconds (used as SOURCE_DATE_EPOCH and layer mtime).
+    pub commit_time: i64,
+}
+
+/// Fetches `commit_or_ref` (a full commit id, `HEAD`, a branch or tag name, or a full ref name) from `url`
+/// (`file://`, a local path, or any transport gix supports) and writes that commit's tree into `dest`,
+/// which must not exist or be empty. On error `dest` is removed.
+pub fn fetch_git(url: &str, commit_or_ref: &str, dest: &Path) -> Result<GitSource, SourceError> {
+    prepare_dest(dest)?;
+    let result = fetch_inner(url, commit_or_ref, dest);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(dest);
+    }
+    result
+}
+
+fn git_err(url: &str, rev: &str, what: &str, e: impl std::error::Error) -> SourceError {
+    let mut message = format!("{what}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    SourceError::Git {
+        url: url.to_string(),
+        rev: rev.to_string(),
+        message,
+    }
+}
+
+fn is_full_hex(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn fetch_inner(url: &str, rev: &str, dest: &Path) -> Result<GitSource, SourceError> {
+    if rev.is_empty() || rev.len() > 256 || rev.starts_with('-') {
+        return Err(SourceError::Git {
+            url: url.to_string(),
+            rev: rev.to_string(),
+            message: "not a usable commit id or ref name".into(),
+        });
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("airlock-git-")
+        .tempdir()
+        .map_err(|source| SourceError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let repo_dir = tmp.path().join("repo.git");
+    let interrupt = AtomicBool::new(false);
+    let depth_one = gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN);
+
+    let clone = |revision: bool, shallow: bool| -> Result<gix::Repository, SourceError> {
+        let _ = fs::remove_dir_all(&repo_dir);
+        let mut prep = gix::prepare_clone_bare(url, &repo_dir).map_err(|e| git_err(url, rev, "cannot open remote", e))?;
+        if revision {
+            prep = prep
+                .with_revision(Some(rev))
+                .map_err(|e| git_err(url, rev, "bad revision", e))?;
+        } else if !is_full_hex(rev) && rev != "HEAD" {
+            prep = prep
+                .with_ref_name(Some(rev))
+                .map_err(|e| git_err(url, rev, "bad ref name", e))?;
+        }
+        if shallow {
+            prep = prep.with_shallow(depth_one.clone());
+        }
+        let (repo, _outcome) = prep
+            .fetch_only(gix::progress::Discard, &interrupt)
+            .map_err(|e| git_err(url, rev, "fetch failed", e))?;
+        Ok(repo)
+    };
+
+    let repo = if is_full_hex(rev) || rev.starts_with("refs/") {
+        // Ask for exactly this commit; servers that refuse unadvertised ids get a full clone instead.
+        match clone(true, true) {
+            Ok(repo) => repo,
+            Err(first) => {
+                tracing::debug!(error = %first, "fetching the commit directly failed; cloning everything");
+                clone(false, false)?
+            }
+        }
+    } else {
+        clone(false, true)?
+    };
+
+    let id = if is_full_hex(rev) {
+        repo.rev_parse_single(rev)
+            .map_err(|e| git_err(url, rev, "commit not found in the repository", e))?
+            .detach()
+    } else {
+        repo.head_id()
+            .map_err(|e| git_err(url, rev, "ref did not resolve to a commit", e))?
+            .detach()
+    };
+    let commit = repo
+        .find_commit(id)
+        .map_err(|e| git_err(url, rev, "not a commit", e))?;
+    let commit_time = commit
+        .time()
+        .map_err(|e| git_err(url, rev, "unreadable commit time", e))?
+        .seconds;
+    let tree = commit
+        .tree()
+        .map_err(|e| git_err(url, rev, "unreadable tree", e))?;
+    let mut writer = TreeWriter {
+        repo: &repo,
+        url,
+        rev,
+        limits: UnpackLimits::default(),
+        entries: 0,
+        bytes: 0,
+    };
+    writer.write_tree(tree.id, dest, Path::new(""), 0)?;
+    Ok(GitSource {
+        commit: id.to_string(),
+        commit_time,
+    })
+}
+
+/// Maximum directory depth written from a git tree.
+const MAX_TREE_DEPTH: usize = 64;
+
+struct TreeWriter<'r> {
+    repo: &'r gix::Repository,
+    url: &'r str,
+    rev: &'r str,
+    limits: UnpackLimits,
+    entries: u64,
+    bytes: u64,
+}
+
+impl TreeWriter<'_> {
+    fn write_tree(&mut self, tree_id: gix::ObjectId, root: &Path, rel: &Path, depth: usize) -> Result<(), SourceError> {
+        if depth > MAX_TREE_DEPTH {
+            return Err(SourceError::LimitExceeded {
+                path: rel.display().to_string(),
+                what: format!("tree deeper than {MAX_TREE_DEPTH} directories"),
+            });
+        }
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(|e| git_err(self.url, self.rev, "missing tree object", e))?;
+        let decoded = tree
+            .decode()
+            .map_err(|e| git_err(self.url, self.rev, "corrupt tree object", e))?;
+        for entry in &decoded.entries {
+            let name = String::from_utf8_lossy(entry.filename).into_owned();
+            let child_rel: PathBuf = rel.join(&name);
+            let shown = child_rel.display().to_string();
+            // A single normal component; git forbids `/`, `.` and `..` but the server is untrusted.
+            match safe_relative(&name) {
+                Ok(p) if p.components().count() == 1 && name != ".git" => {}
+                _ => {
+                    return Err(SourceError::UnsafeEntry {
+                        path: shown,
+                        reason: "tree entry name is not a plain file name".into(),
+                    });
+                }
+            }
+            self.entries += 1;
+            if self.entries > self.limits.max_entries {
+                return Err(SourceError::LimitExceeded {
+                    path: shown,
+                    what: format!("more than {} entries", self.limits.max_entries),
+                });
+            }
+            let target = root.join(&child_rel);
+            let oid = entry.oid.to_owned();
+            match entry.mode.kind() {
+                EntryKind::Tree => {
+                    fs::create_dir(&target).map_err(|source| SourceError::Io {
+                        path: target.clone(),
+                        source,
+                    })?;
+                    set_mode(&target, 0o755)?;
+                    self.write_tree(oid, root, &child_rel, depth + 1)?;
+                }
+                EntryKind::Blob | EntryKind::BlobExecutable => {
+                    let blob = self
+                        .repo
+                        .find_blob(oid)
+                        .map_err(|e| git_err(self.url, self.rev, "missing blob", e))?;
+                    let size = blob.data.len() as u64;
+                    self.bytes += size;
+                    if size > self.limits.max_file_bytes || self.bytes > self.limits.max_total_bytes {
+                        return Err(SourceError::LimitExceeded {
+                            path: shown,
+                            what: format!(
+                                "file of {size} bytes exceeds the file ({}) or total ({}) limit",
+                                self.limits.max_file_bytes, self.limits.max_total_bytes
+                            ),
+                        });
+                    }
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&target)
+                        .map_err(|source| SourceError::Io {
+                            path: target.clone(),
+                            source,
+                        })?;
+                    f.write_all(&blob.data).map_err(|source| SourceError::Io {
+                        path: target.clone(),
+                        source,
+                    })?;
+                    let mode = if entry.mode.kind() == EntryKind::BlobExecutable {
+                        0o755
+                    } else {
+                        0o644
+                    };
+                    set_mode(&target, mode)?;
+                }
+                EntryKind::Link => {
+                    let blob = self
+                        .repo
+                        .find_blob(oid)
+                        .map_err(|e| git_err(self.url, self.rev, "missing symlink blob", e))?;
+                    let link = String::from_utf8_lossy(&blob.data).into_owned();
+                    check_symlink_target(&child_rel, &link).map_err(|reason| SourceError::UnsafeEntry {
+                        path: shown.clone(),
+                        reason,
+                    })?;
+                    std::os::unix::fs::symlink(&link, &target).map_err(|source| SourceError::Io {
+                        path: target.clone(),
+                        source,
+                    })?;
+                }
+                EntryKind::Commit => {
+                    // Submodules are not fetched; leave the empty directory git itself would leave.
+                    fs::create_dir(&target).map_err(|source| SourceError::Io {
+                        path: target.clone(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+            .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A repository with two commits on `main`; returns (dir, first commit, second commit).
+    fn make_repo() -> (tempfile::TempDir, String, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        fs::write(dir.join("README"), "one\n").unwrap();
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "-q", "-m", "one"]);
+        let first = git(dir, &["rev-parse", "HEAD"]);
+        fs::create_dir(dir.join("bin")).unwrap();
+        fs::write(dir.join("bin/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(dir.join("bin/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("bin/run.sh", dir.join("run")).unwrap();
+        fs::write(dir.join("README"), "two\n").unwrap();
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "-q", "-m", "two"]);
+        git(dir, &["tag", "v1"]);
+        let second = git(dir, &["rev-parse", "HEAD"]);
+        (tmp, first, second)
+    }
+
+    #[test]
+    fn fetches_branch_over_file_url_without_dot_git() {
+        let (repo, _first, second) = make_repo();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("src");
+        let url = format!("file://{}", repo.path().display());
+        let got = fetch_git(&url, "main", &dest).unwrap();
+        assert_eq!(got.commit, second);
+        assert_eq!(got.commit_time, 1_700_000_000);
+        assert_eq!(fs::read_to_string(dest.join("README")).unwrap(), "two\n");
+        let mode = fs::metadata(dest.join("bin/run.sh")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+        assert_eq!(fs::read_link(dest.join("run")).unwrap(), Path::new("bin/run.sh"));
+        assert!(!dest.join(".git").exists());
+    }
+
+    #[test]
+    fn fetches_older_commit_by_full_id_from_plain_path() {
+        let (repo, first, _second) = make_repo();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("src");
+        let got = fetch_git(&repo.path().display().to_string(), &first, &dest).unwrap();
+        assert_eq!(got.commit, first);
+        assert_eq!(fs::read_to_string(dest.join("README")).unwrap(), "one\n");
+        assert!(!dest.join("bin").exists());
+    }
+
+    #[test]
+    fn fetches_tag_and_head() {
+        let (repo, _first, second) = make_repo();
+        let out = tempfile::tempdir().unwrap();
+        for (i, rev) in ["v1", "HEAD"].into_iter().enumerate() {
+            let dest = out.path().join(format!("src{i}"));
+            let got = fetch_git(&repo.path().display().to_string(), rev, &dest).unwrap();
+            assert_eq!(got.commit, second, "{rev}");
+        }
+    }
+
+    #[test]
+    fn unknown_ref_is_an_error_naming_it_and_leaves_nothing() {
+        let (repo, _first, _second) = make_repo();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("src");
+        let err = fetch_git(&repo.path().display().to_string(), "no-such-branch", &dest).unwrap_err();
+        match &err {
+            SourceError::Git { rev, .. } => assert_eq!(rev, "no-such-branch"),
+            other => panic!("expected Git error, got {other:?}"),
+        }
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn unknown_commit_id_is_an_error() {
+        let (repo, _first, _second) = make_repo();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("src");
+        let missing = "0123456789abcdef0123456789abcdef01234567";
+        let err = fetch_git(&repo.path().display().to_string(), missing, &dest).unwrap_err();
+        assert!(err.to_string().contains(missing), "{err}");
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn refuses_symlink_out_of_the_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("pw")).unwrap();
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "-q", "-m", "evil"]);
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("src");
+        let err = fetch_git(&dir.display().to_string(), "main", &dest).unwrap_err();
+        assert!(matches!(&err, SourceError::UnsafeEntry { path, .. } if path == "pw"), "{err}");
+        assert!(!dest.exists());
+    }
+}

@@ -1,0 +1,448 @@
+//! Reading, writing and copying whole images (manifest + config + layers) through any [`Store`].
+
+use crate::media_type::{self, is_index, is_manifest};
+use crate::{
+    Descriptor, Digest, Error, FetchedManifest, ImageConfig, ImageIndex, ImageManifest, Store,
+};
+
+/// Deepest nesting of indexes followed when copying.
+const MAX_INDEX_DEPTH: usize = 4;
+/// Most manifests one index may list.
+const MAX_INDEX_ENTRIES: usize = 1024;
+/// Largest config blob read.
+const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
+
+/// An image read from a store: the manifest and config parsed, with their digests.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// Digest of the image manifest (for an index, of the linux/amd64 manifest chosen from it).
+    pub digest: Digest,
+    /// Media type of that manifest (OCI or Docker).
+    pub media_type: String,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The config.
+    pub config: ImageConfig,
+    /// Digest of the config blob.
+    pub config_digest: Digest,
+}
+
+/// Reads the image at `reference` (tag or digest). OCI and Docker schema 2 manifests are accepted; for an
+/// index (or manifest list) the linux/amd64 entry is taken (or its only entry, when it has just one).
+pub async fn read_image(store: &dyn Store, reference: &str) -> Result<Image, Error> {
+    let mut fetched = store.get_manifest(reference).await?;
+    if is_index(&fetched.media_type) {
+        let what = format!("index {reference} in {}", store.describe());
+        let index = ImageIndex::from_bytes(&fetched.bytes, &what)?;
+        let chosen = pick_platform(&index).ok_or_else(|| Error::ManifestNotFound {
+            reference: format!("{reference} (linux/amd64 entry of the index)"),
+            store: store.describe(),
+        })?;
+        fetched = store.get_manifest(chosen.digest.as_str()).await?;
+    }
+    if !is_manifest(&fetched.media_type) {
+        return Err(Error::UnsupportedMediaType {
+            media_type: fetched.media_type,
+            reference: reference.to_string(),
+        });
+    }
+    let what = format!(
+        "manifest {reference} ({}) in {}",
+        fetched.digest,
+        store.describe()
+    );
+    let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
+    let cfg_type = manifest.config.media_type.as_str();
+    if cfg_type != media_type::OCI_CONFIG && cfg_type != media_type::DOCKER_CONFIG {
+        return Err(Error::UnsupportedMediaType {
+            media_type: cfg_type.to_string(),
+            reference: format!("config of {reference}"),
+        });
+    }
+    if manifest.config.size > MAX_CONFIG_SIZE {
+        return Err(Error::TooLarge {
+            what: format!("config {} of {reference}", manifest.config.digest),
+            limit: MAX_CONFIG_SIZE,
+        });
+    }
+    let config_bytes = store.get_blob(&manifest.config.digest).await?;
+    let config = ImageConfig::from_bytes(
+        &config_bytes,
+        &format!("config {} of {reference}", manifest.config.digest),
+    )?;
+    Ok(Image {
+        digest: fetched.digest,
+        media_type: fetched.media_type,
+        config_digest: manifest.config.digest.clone(),
+        manifest,
+        config,
+    })
+}
+
+fn pick_platform(index: &ImageIndex) -> Option<&Descriptor> {
+    index
+        .manifests
+        .iter()
+        .find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+        })
+        .or(match index.manifests.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+}
+
+/// Writes config blob + the given (already present or supplied) layer blobs + an OCI manifest, tagged when
+/// `tag` is given; returns the manifest digest. A layer with `None` data must already be in the store; the
+/// number of layers must match the config's `rootfs.diff_ids`.
+pub async fn write_image(
+    store: &dyn Store,
+    config: &ImageConfig,
+    layers: &[(Descriptor, Option<&[u8]>)],
+    tag: Option<&str>,
+) -> Result<Digest, Error> {
+    if config.rootfs.diff_ids.len() != layers.len() {
+        return Err(Error::InvalidImage {
+            reference: tag.unwrap_or("(untagged)").to_string(),
+            reason: format!(
+                "config lists {} diff_ids but {} layers were given",
+                config.rootfs.diff_ids.len(),
+                layers.len()
+            ),
+        });
+    }
+    for (desc, data) in layers {
+        match data {
+            Some(data) => {
+                if data.len() as u64 != desc.size {
+                    return Err(Error::SizeMismatch {
+                        digest: desc.digest.clone(),
+                        expected: desc.size,
+                        actual: data.len() as u64,
+                    });
+                }
+                store.put_blob(&desc.digest, data).await?;
+            }
+            None => {
+                if !store.has_blob(&desc.digest).await? {
+                    return Err(Error::BlobNotFound {
+                        digest: desc.digest.clone(),
+                        store: store.describe(),
+                    });
+                }
+            }
+        }
+    }
+    let config_bytes = config.to_bytes();
+    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes);
+    store.put_blob(&config_desc.digest, &config_bytes).await?;
+    let manifest = ImageManifest::new(config_desc, layers.iter().map(|(d, _)| d.clone()).collect());
+    store
+        .put_manifest(&manifest.to_bytes(), media_type::OCI_MANIFEST, tag)
+        .await
+}
+
+/// Copies the manifest at `reference` from `src` to `dst` with its bytes unchanged (so its digest is
+/// preserved), after its config and layers (blobs `dst` already has are skipped); index children are copied
+/// recursively. Works for artifacts too (any manifest with config + layers). Returns the manifest digest.
+pub async fn copy_image(
+    src: &dyn Store,
+    dst: &dyn Store,
+    reference: &str,
+    dst_tag: Option<&str>,
+) -> Result<Digest, Error> {
+    let fetched = src.get_manifest(reference).await?;
+    copy_fetched(src, dst, reference, fetched, dst_tag, 0).await
+}
+
+async fn copy_fetched(
+    src: &dyn Store,
+    dst: &dyn Store,
+    reference: &str,
+    fetched: FetchedManifest,
+    dst_tag: Option<&str>,
+    depth: usize,
+) -> Result<Digest, Error> {
+    let what = format!(
+        "manifest {reference} ({}) in {}",
+        fetched.digest,
+        src.describe()
+    );
+    if is_index(&fetched.media_type) {
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(Error::TooLarge {
+                what: format!("index nesting at {what}"),
+                limit: MAX_INDEX_DEPTH as u64,
+            });
+        }
+        let index = ImageIndex::from_bytes(&fetched.bytes, &what)?;
+        if index.manifests.len() > MAX_INDEX_ENTRIES {
+            return Err(Error::TooLarge {
+                what: format!("number of entries in {what}"),
+                limit: MAX_INDEX_ENTRIES as u64,
+            });
+        }
+        for child in &index.manifests {
+            let child_fetched = src.get_manifest(child.digest.as_str()).await?;
+            Box::pin(copy_fetched(
+                src,
+                dst,
+                child.digest.as_str(),
+                child_fetched,
+                None,
+                depth + 1,
+            ))
+            .await?;
+        }
+    } else {
+        let manifest = ImageManifest::from_bytes(&fetched.bytes, &what).map_err(|e| match e {
+            Error::Json { .. } if !is_manifest(&fetched.media_type) => {
+                Error::UnsupportedMediaType {
+                    media_type: fetched.media_type.clone(),
+                    reference: reference.to_string(),
+                }
+            }
+            other => other,
+        })?;
+        for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
+            if dst.has_blob(&blob.digest).await? {
+                continue;
+            }
+            let data = src.get_blob(&blob.digest).await?;
+            dst.put_blob(&blob.digest, &data).await?;
+        }
+    }
+    let digest = dst
+        .put_manifest(&fetched.bytes, &fetched.media_type, dst_tag)
+        .await?;
+    if digest != fetched.digest {
+        return Err(Error::DigestMismatch {
+            digest: fetched.digest,
+            source: format!("copy to {}", dst.describe()),
+        });
+    }
+    Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Compression, LayerBuilder, OciLayout, Platform};
+
+    fn layer(text: &str) -> crate::Layer {
+        let mut b = LayerBuilder::new(0);
+        b.add_file("/etc/msg", 0o644, 0, 0, text.as_bytes().to_vec())
+            .unwrap();
+        b.finish(Compression::Gzip).unwrap()
+    }
+
+    fn config_for(layers: &[&crate::Layer]) -> ImageConfig {
+        let mut c = ImageConfig::new("amd64", "linux");
+        c.config.cmd = Some(vec!["/bin/true".into()]);
+        c.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+        c
+    }
+
+    #[tokio::test]
+    async fn written_image_reads_back_with_config_and_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OciLayout::create(dir.path()).unwrap();
+        let (a, b) = (layer("a"), layer("b"));
+        let config = config_for(&[&a, &b]);
+        let digest = write_image(
+            &store,
+            &config,
+            &[
+                (a.descriptor.clone(), Some(&a.data)),
+                (b.descriptor.clone(), Some(&b.data)),
+            ],
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+        let image = read_image(&store, "v1").await.unwrap();
+        assert_eq!(image.digest, digest);
+        assert_eq!(image.media_type, media_type::OCI_MANIFEST);
+        assert_eq!(image.config, config);
+        assert_eq!(
+            image.manifest.layers,
+            vec![a.descriptor.clone(), b.descriptor.clone()]
+        );
+        assert_eq!(
+            read_image(&store, digest.as_str())
+                .await
+                .unwrap()
+                .config_digest,
+            image.config_digest
+        );
+
+        // Layers already present can be referenced without data.
+        let again = write_image(
+            &store,
+            &config,
+            &[(a.descriptor.clone(), None), (b.descriptor, None)],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(again, digest);
+    }
+
+    #[tokio::test]
+    async fn write_image_refuses_missing_blobs_wrong_sizes_and_diff_id_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OciLayout::create(dir.path()).unwrap();
+        let a = layer("a");
+        let config = config_for(&[&a]);
+        assert!(matches!(
+            write_image(&store, &config, &[(a.descriptor.clone(), None)], None).await,
+            Err(Error::BlobNotFound { digest, .. }) if digest == a.descriptor.digest
+        ));
+        let mut wrong = a.descriptor.clone();
+        wrong.size += 1;
+        assert!(matches!(
+            write_image(&store, &config, &[(wrong, Some(&a.data))], None).await,
+            Err(Error::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            write_image(&store, &config, &[], None).await,
+            Err(Error::InvalidImage { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn copy_preserves_digest_and_skips_blobs_the_destination_has() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = OciLayout::create(d1.path()).unwrap();
+        let dst = OciLayout::create(d2.path()).unwrap();
+        let a = layer("a");
+        let digest = write_image(
+            &src,
+            &config_for(&[&a]),
+            &[(a.descriptor.clone(), Some(&a.data))],
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+        // Plant the layer in dst first: the copy must not need to rewrite it.
+        dst.put_blob(&a.descriptor.digest, &a.data).await.unwrap();
+        let copied = copy_image(&src, &dst, "v1", Some("release")).await.unwrap();
+        assert_eq!(copied, digest);
+        assert_eq!(
+            dst.get_manifest("release").await.unwrap().bytes,
+            src.get_manifest("v1").await.unwrap().bytes
+        );
+        assert_eq!(read_image(&dst, "release").await.unwrap().digest, digest);
+    }
+
+    #[tokio::test]
+    async fn copy_of_a_corrupted_layer_fails_naming_the_layer() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = OciLayout::create(d1.path()).unwrap();
+        let dst = OciLayout::create(d2.path()).unwrap();
+        let a = layer("a");
+        write_image(
+            &src,
+            &config_for(&[&a]),
+            &[(a.descriptor.clone(), Some(&a.data))],
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+        let path = src.blob_path(&a.descriptor.digest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            copy_image(&src, &dst, "v1", None).await,
+            Err(Error::DigestMismatch { digest, .. }) if digest == a.descriptor.digest
+        ));
+        assert!(dst.list_tags().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn index_is_copied_with_children_and_read_picks_linux_amd64() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = OciLayout::create(d1.path()).unwrap();
+        let dst = OciLayout::create(d2.path()).unwrap();
+        let (a, b) = (layer("arm"), layer("amd"));
+        let mut arm_cfg = config_for(&[&a]);
+        arm_cfg.architecture = "arm64".into();
+        let arm = write_image(
+            &src,
+            &arm_cfg,
+            &[(a.descriptor.clone(), Some(&a.data))],
+            None,
+        )
+        .await
+        .unwrap();
+        let amd = write_image(
+            &src,
+            &config_for(&[&b]),
+            &[(b.descriptor.clone(), Some(&b.data))],
+            None,
+        )
+        .await
+        .unwrap();
+        let entry = |d: &Digest, arch: &str| {
+            let m = src.get_manifest_sync(d.as_str()).unwrap();
+            let mut desc =
+                Descriptor::new(media_type::OCI_MANIFEST, d.clone(), m.bytes.len() as u64);
+            desc.platform = Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: None,
+            });
+            desc
+        };
+        let index = ImageIndex::new(vec![entry(&arm, "arm64"), entry(&amd, "amd64")]);
+        let index_digest = src
+            .put_manifest(&index.to_bytes(), media_type::OCI_INDEX, Some("multi"))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            copy_image(&src, &dst, "multi", Some("multi"))
+                .await
+                .unwrap(),
+            index_digest
+        );
+        let image = read_image(&dst, "multi").await.unwrap();
+        assert_eq!(image.digest, amd);
+        assert_eq!(image.config.architecture, "amd64");
+        assert!(
+            dst.has_blob(&a.descriptor.digest).await.unwrap(),
+            "arm64 child not copied"
+        );
+    }
+
+    #[tokio::test]
+    async fn artifacts_copy_but_are_not_read_as_images() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = OciLayout::create(d1.path()).unwrap();
+        let dst = OciLayout::create(d2.path()).unwrap();
+        let payload = b"kind: Deployment\n".to_vec();
+        let layer = Descriptor::for_bytes("application/vnd.airlock.manifests.v1+yaml", &payload);
+        src.put_blob(&layer.digest, &payload).await.unwrap();
+        src.put_blob(&Descriptor::empty().digest, crate::types::EMPTY_JSON)
+            .await
+            .unwrap();
+        let mut m = ImageManifest::new(Descriptor::empty(), vec![layer.clone()]);
+        m.artifact_type = Some("application/vnd.airlock.release.v1".into());
+        let digest = src
+            .put_manifest(&m.to_bytes(), media_type::OCI_MANIFEST, Some("rel"))
+            .await
+            .unwrap();
+        assert_eq!(
+            copy_image(&src, &dst, "rel", Some("rel")).await.unwrap(),
+            digest
+        );
+        assert_eq!(dst.get_blob(&layer.digest).await.unwrap(), payload);
+        assert!(matches!(
+            read_image(&dst, "rel").await,
+            Err(Error::UnsupportedMediaType { media_type, .. }) if media_type == media_type::OCI_EMPTY
+        ));
+    }
+}

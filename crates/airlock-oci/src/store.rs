@@ -1,0 +1,126 @@
+//! The `Store` trait: anything that holds blobs and manifests by digest (an OCI layout, a registry).
+
+use crate::{Digest, Error};
+
+/// Largest manifest accepted, as in the OCI distribution spec (4 MiB).
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+
+/// A manifest as fetched: its exact bytes (so the digest stays valid), media type and digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedManifest {
+    /// The manifest bytes, unchanged.
+    pub bytes: Vec<u8>,
+    /// Its media type (from the store, or from the manifest's `mediaType` field).
+    pub media_type: String,
+    /// SHA-256 of `bytes`.
+    pub digest: Digest,
+}
+
+/// A content-addressed store of blobs and manifests. Both sides of the boundary use the same code for an
+/// OCI layout directory and a registry through this trait. Everything read is verified against its digest.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// A human-readable name, e.g. `oci:/data/boundary/hello`, used in error messages.
+    fn describe(&self) -> String;
+    /// Whether the store holds the blob.
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, Error>;
+    /// Reads a blob; always verified ([`Error::DigestMismatch`] names the digest and the store).
+    async fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error>;
+    /// Stores a blob after checking it hashes to `digest`; atomic and idempotent.
+    async fn put_blob(&self, digest: &Digest, data: &[u8]) -> Result<(), Error>;
+    /// Reads a manifest by tag or `sha256:..` digest; verified; larger than 4 MiB is refused.
+    async fn get_manifest(&self, reference: &str) -> Result<FetchedManifest, Error>;
+    /// Stores manifest bytes unchanged, optionally under `tag`; returns their digest.
+    async fn put_manifest(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<Digest, Error>;
+    /// All tags, sorted.
+    async fn list_tags(&self) -> Result<Vec<String>, Error>;
+}
+
+/// Checks a tag against the OCI distribution rule `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), Error> {
+    let mut bytes = tag.bytes();
+    let ok = match bytes.next() {
+        Some(first) => {
+            (first.is_ascii_alphanumeric() || first == b'_')
+                && tag.len() <= 128
+                && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidTag(tag.to_string()))
+    }
+}
+
+/// Works out a manifest's media type from its `mediaType` field, or from its shape when the field is absent.
+pub fn sniff_media_type(bytes: &[u8], reference: &str) -> Result<String, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        what: format!("manifest {reference}"),
+        source,
+    })?;
+    match probe {
+        Probe {
+            media_type: Some(mt),
+            ..
+        } => Ok(mt),
+        Probe {
+            manifests: Some(_), ..
+        } => Ok(crate::media_type::OCI_INDEX.to_string()),
+        Probe {
+            config: Some(_), ..
+        } => Ok(crate::media_type::OCI_MANIFEST.to_string()),
+        _ => Err(Error::UnsupportedMediaType {
+            media_type: String::new(),
+            reference: reference.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_usual_tags_and_rejects_bad_ones() {
+        for good in ["latest", "v1.2.3", "_x", "sha256-abc.sig", &"a".repeat(128)] {
+            validate_tag(good).unwrap();
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", "../x", &"a".repeat(129)] {
+            assert!(
+                matches!(validate_tag(bad), Err(Error::InvalidTag(t)) if t == bad),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sniffs_media_type_from_shape_when_field_absent() {
+        assert_eq!(
+            sniff_media_type(br#"{"manifests":[]}"#, "x").unwrap(),
+            crate::media_type::OCI_INDEX
+        );
+        assert_eq!(
+            sniff_media_type(br#"{"config":{}}"#, "x").unwrap(),
+            crate::media_type::OCI_MANIFEST
+        );
+        assert_eq!(
+            sniff_media_type(br#"{"mediaType":"a/b"}"#, "x").unwrap(),
+            "a/b"
+        );
+        assert!(sniff_media_type(b"not json", "x").is_err());
+    }
+}

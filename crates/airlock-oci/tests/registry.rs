@@ -1,0 +1,255 @@
+//! RegistryStore against a real registry (Debian's `docker-registry`, distribution 2.8) on a free
+//! 127.0.0.1 port, checked with skopeo as an independent client.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock_oci::{
+    Compression, Digest, Error, ImageConfig, LayerBuilder, OciLayout, RegistryAuth, RegistryStore,
+    Store, copy_image, read_image, write_image,
+};
+
+/// A registry process started for one test; killed (by its own handle) when dropped.
+struct Registry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry() -> Option<Registry> {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: docker-registry is not installed (apt-get install -y docker-registry)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let registry = Registry {
+        child,
+        host,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&registry.host).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "registry did not start on {}",
+            registry.host
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(registry)
+}
+
+async fn sample_image(layout: &OciLayout, tag: &str) -> Digest {
+    let mut b = LayerBuilder::new(0);
+    b.add_file("/app/hello.txt", 0o644, 0, 0, b"hello".to_vec())
+        .unwrap();
+    let layer = b.finish(Compression::Gzip).unwrap();
+    let mut config = ImageConfig::new("amd64", "linux");
+    config.config.cmd = Some(vec!["/app/hello".into()]);
+    config.rootfs.diff_ids = vec![layer.diff_id.clone()];
+    write_image(
+        layout,
+        &config,
+        &[(layer.descriptor.clone(), Some(&layer.data))],
+        Some(tag),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn pushes_to_and_pulls_from_a_real_registry_preserving_digests() {
+    let Some(registry) = start_registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(&dir.path().join("src")).unwrap();
+    let digest = sample_image(&layout, "v1").await;
+
+    let store =
+        RegistryStore::new(&registry.host, "team/app", RegistryAuth::Anonymous, true).unwrap();
+    assert_eq!(
+        store.describe(),
+        format!("docker://{}/team/app", registry.host)
+    );
+    assert!(store.list_tags().await.unwrap().is_empty());
+    assert_eq!(
+        copy_image(&layout, &store, "v1", Some("v1")).await.unwrap(),
+        digest
+    );
+    assert_eq!(
+        copy_image(&layout, &store, "v1", Some("stable"))
+            .await
+            .unwrap(),
+        digest
+    );
+    assert_eq!(
+        store.list_tags().await.unwrap(),
+        vec!["stable".to_string(), "v1".to_string()]
+    );
+
+    // skopeo sees the same digest.
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/team/app:v1", registry.host),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+
+    // Read straight from the registry, by tag and by digest.
+    let image = read_image(&store, "v1").await.unwrap();
+    assert_eq!(image.digest, digest);
+    assert_eq!(
+        image.config.config.cmd,
+        Some(vec!["/app/hello".to_string()])
+    );
+    assert_eq!(
+        store.get_manifest(digest.as_str()).await.unwrap().digest,
+        digest
+    );
+
+    // And back into another layout.
+    let back = OciLayout::create(&dir.path().join("back")).unwrap();
+    assert_eq!(
+        copy_image(&store, &back, "v1", Some("v1")).await.unwrap(),
+        digest
+    );
+    assert_eq!(
+        back.get_blob(&image.config_digest).await.unwrap().len() as u64,
+        image.manifest.config.size
+    );
+
+    // Untagged manifests are pushed by digest.
+    let untagged = airlock_oci::ImageManifest::new(image.manifest.config.clone(), vec![]);
+    let d = store
+        .put_manifest(
+            &untagged.to_bytes(),
+            airlock_oci::media_type::OCI_MANIFEST,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_manifest(d.as_str()).await.unwrap().bytes,
+        untagged.to_bytes()
+    );
+}
+
+#[tokio::test]
+async fn missing_things_in_a_registry_are_typed_errors() {
+    let Some(registry) = start_registry() else {
+        return;
+    };
+    let store =
+        RegistryStore::new(&registry.host, "nothing", RegistryAuth::Anonymous, true).unwrap();
+    let digest = Digest::of(b"absent");
+    assert!(!store.has_blob(&digest).await.unwrap());
+    assert!(
+        matches!(store.get_blob(&digest).await, Err(Error::BlobNotFound { digest: d, .. }) if d == digest)
+    );
+    assert!(
+        matches!(store.get_manifest("nope").await, Err(Error::ManifestNotFound { reference, .. }) if reference == "nope")
+    );
+    assert!(matches!(
+        store.put_blob(&digest, b"other").await,
+        Err(Error::DigestMismatch { .. })
+    ));
+    assert!(matches!(
+        RegistryStore::new(&registry.host, "../x", RegistryAuth::Anonymous, true),
+        Err(Error::InvalidRepository(_))
+    ));
+}
+
+#[tokio::test]
+async fn reads_and_copies_a_docker_schema2_image_pushed_by_skopeo() {
+    let Some(registry) = start_registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(&dir.path().join("src")).unwrap();
+    sample_image(&layout, "v1").await;
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+            &format!("oci:{}:v1", layout.path().display()),
+            &format!("docker://{}/docker/app:v1", registry.host),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let store =
+        RegistryStore::new(&registry.host, "docker/app", RegistryAuth::Anonymous, true).unwrap();
+    let image = read_image(&store, "v1").await.unwrap();
+    assert_eq!(image.media_type, airlock_oci::media_type::DOCKER_MANIFEST);
+    assert_eq!(
+        image.manifest.config.media_type,
+        airlock_oci::media_type::DOCKER_CONFIG
+    );
+    assert_eq!(
+        image.config.config.cmd,
+        Some(vec!["/app/hello".to_string()])
+    );
+
+    // Copied into a layout unchanged: same digest, still a Docker manifest, readable.
+    let back = OciLayout::create(&dir.path().join("back")).unwrap();
+    assert_eq!(
+        copy_image(&store, &back, "v1", Some("v1")).await.unwrap(),
+        image.digest
+    );
+    assert_eq!(
+        read_image(&back, "v1").await.unwrap().media_type,
+        airlock_oci::media_type::DOCKER_MANIFEST
+    );
+}

@@ -1,0 +1,231 @@
+//! What airlock signs must verify with tools that share no code with it: `tests/verify_cosign.py`
+//! (Python `cryptography`) for cosign `.sig` signatures and `tests/verify_dsse.py` (`securesystemslib`) for
+//! DSSE attestations, both reading the OCI layout directory straight from disk.
+//!
+//! Needs a venv with both packages: `python3 -m venv ~/.cache/airlock/venv &&
+//! ~/.cache/airlock/venv/bin/pip install cryptography securesystemslib` (or set `AIRLOCK_PY_VENV`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlock_oci::{Descriptor, Digest, ImageManifest, OciLayout, Store, media_type};
+use airlock_sign::predicates;
+use airlock_sign::{SigningKey, attach_attestations, sign_envelope, sign_manifest, statement};
+
+const REPO: &str = "registry.example/team/app";
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("AIRLOCK_PY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/airlock/venv")
+        });
+    let py = venv.join("bin/python");
+    let ok = Command::new(&py)
+        .args(["-c", "import cryptography, securesystemslib"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} cannot import cryptography and securesystemslib; install them with: python3 -m venv {v} && \
+         {v}/bin/pip install cryptography securesystemslib (or set AIRLOCK_PY_VENV)",
+        py.display(),
+        v = venv.display()
+    );
+    py
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name)
+}
+
+/// Runs a verifier script; returns (success, stdout + stderr).
+fn run(script_name: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg(script(script_name))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn put_image(store: &OciLayout, content: &[u8]) -> Digest {
+    let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
+    store.put_blob(&layer.digest, content).await.unwrap();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
+    store.put_blob(&config_desc.digest, config).await.unwrap();
+    let manifest = ImageManifest::new(config_desc, vec![layer]);
+    store
+        .put_manifest(
+            &manifest.to_bytes(),
+            media_type::OCI_MANIFEST,
+            Some("latest"),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cosign_signature_verifies_with_python_cryptography() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join("app");
+    let store = OciLayout::create(&layout_dir).unwrap();
+    let digest = put_image(&store, b"image bytes").await;
+    let key = SigningKey::generate();
+    sign_manifest(&store, REPO, &digest, &key).await.unwrap();
+    let pub_path = dir.path().join("key.pub");
+    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
+    let (layout, pubkey) = (layout_dir.to_str().unwrap(), pub_path.to_str().unwrap());
+
+    let (ok, out) = run("verify_cosign.py", &[layout, pubkey, digest.as_str(), REPO]);
+    assert!(ok, "python rejected a good signature: {out}");
+    assert!(out.contains("verified"), "{out}");
+
+    let (ok, out) = run(
+        "verify_cosign.py",
+        &[layout, pubkey, digest.as_str(), "registry.example/other"],
+    );
+    assert!(
+        !ok,
+        "python accepted a signature for another repository: {out}"
+    );
+
+    let stranger = dir.path().join("stranger.pub");
+    std::fs::write(&stranger, SigningKey::generate().public_key().to_pem()).unwrap();
+    let (ok, out) = run(
+        "verify_cosign.py",
+        &[layout, stranger.to_str().unwrap(), digest.as_str(), REPO],
+    );
+    assert!(!ok, "python accepted a signature with the wrong key: {out}");
+}
+
+#[tokio::test]
+async fn rotated_signatures_each_verify_in_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join("app");
+    let store = OciLayout::create(&layout_dir).unwrap();
+    let digest = put_image(&store, b"image bytes").await;
+    for (i, key) in [SigningKey::generate(), SigningKey::generate()]
+        .iter()
+        .enumerate()
+    {
+        sign_manifest(&store, REPO, &digest, key).await.unwrap();
+        let pub_path = dir.path().join(format!("key{i}.pub"));
+        std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
+        let args = [
+            layout_dir.to_str().unwrap(),
+            pub_path.to_str().unwrap(),
+            digest.as_str(),
+            REPO,
+        ];
+        let (ok, out) = run("verify_cosign.py", &args);
+        assert!(ok, "key {i}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn key_made_by_python_signs_what_python_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let priv_path = dir.path().join("py.pem");
+    let pub_path = dir.path().join("py.pub");
+    let script = format!(
+        "from cryptography.hazmat.primitives import serialization as s\n\
+         from cryptography.hazmat.primitives.asymmetric import ec\n\
+         k = ec.generate_private_key(ec.SECP256R1())\n\
+         open({p:?}, 'wb').write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))\n\
+         open({q:?}, 'wb').write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))\n",
+        p = priv_path.to_str().unwrap(),
+        q = pub_path.to_str().unwrap()
+    );
+    assert!(
+        Command::new(python())
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let key = SigningKey::load(&priv_path).unwrap();
+    assert_eq!(
+        airlock_sign::PublicKey::load(&pub_path).unwrap(),
+        key.public_key()
+    );
+
+    let layout_dir = dir.path().join("app");
+    let store = OciLayout::create(&layout_dir).unwrap();
+    let digest = put_image(&store, b"image bytes").await;
+    sign_manifest(&store, REPO, &digest, &key).await.unwrap();
+    let args = [
+        layout_dir.to_str().unwrap(),
+        pub_path.to_str().unwrap(),
+        digest.as_str(),
+        REPO,
+    ];
+    let (ok, out) = run("verify_cosign.py", &args);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn dsse_attestations_verify_with_securesystemslib() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join("app");
+    let store = OciLayout::create(&layout_dir).unwrap();
+    let digest = put_image(&store, b"image bytes").await;
+    let key = SigningKey::generate();
+    let envelopes: Vec<_> = [
+        predicates::SLSA_PROVENANCE_V1,
+        predicates::CYCLONEDX,
+        predicates::VULN,
+    ]
+    .iter()
+    .map(|p| {
+        sign_envelope(
+            &statement(REPO, &digest, p, serde_json::json!({"k": "v"})),
+            &key,
+        )
+    })
+    .collect();
+    attach_attestations(&store, &digest, &envelopes)
+        .await
+        .unwrap();
+    let pub_path = dir.path().join("key.pub");
+    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
+    let args = [
+        layout_dir.to_str().unwrap(),
+        pub_path.to_str().unwrap(),
+        digest.as_str(),
+    ];
+
+    let (ok, out) = run("verify_dsse.py", &args);
+    assert!(ok, "securesystemslib rejected good attestations: {out}");
+    let types: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        types,
+        [
+            predicates::SLSA_PROVENANCE_V1,
+            predicates::CYCLONEDX,
+            predicates::VULN
+        ]
+    );
+
+    let stranger = dir.path().join("stranger.pub");
+    std::fs::write(&stranger, SigningKey::generate().public_key().to_pem()).unwrap();
+    let (ok, out) = run(
+        "verify_dsse.py",
+        &[args[0], stranger.to_str().unwrap(), args[2]],
+    );
+    assert!(
+        !ok,
+        "securesystemslib accepted attestations with the wrong key: {out}"
+    );
+}
