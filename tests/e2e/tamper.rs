@@ -69,7 +69,7 @@ async fn release_signed_by_an_unknown_key_is_refused() {
         let parsed: airlock_oci::ImageManifest = serde_json::from_slice(&manifest.bytes).unwrap();
         serde_json::from_slice(&repo.get_blob(&parsed.config.digest).await.unwrap()).unwrap()
     };
-    let forged = airlock_sign::ReleaseConfig { sequence: config.sequence + 1, ..config };
+    let forged = airlock_sign::ReleaseConfig { sequence: config.sequence + 1, environments: vec!["staging".into()], ..config };
     let mut manifests = std::collections::BTreeMap::new();
     let mut files = std::collections::BTreeMap::new();
     files.insert("deployment.yaml".to_string(), "kind: Deployment # evil\n".to_string());

@@ -38,6 +38,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
     println!("airlock demo — data directory {}", data_dir.display());
     let t = Instant::now();
     let vulndb = opts.vulndb.clone().unwrap_or_else(default_vulndb_source);
+    let vulndb = vulndb.canonicalize().unwrap_or(vulndb);
     if !vulndb.is_dir() {
         bail!(
             "stage setup: the OSV data is not at {} (pass --vulndb DIR holding OSV export zips)",

@@ -234,8 +234,7 @@ async fn github_hook(State(state): State<AppState>, headers: HeaderMap, body: By
     if event != "push" {
         return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"ignored": format!("event {event:?}")}))).into_response());
     }
-    let push: PushEvent = serde_json::from_slice(&body)
-        .map_err(|e| HttpError::bad_request(format!("the push event is not valid: {e} (line {}, column {})", e.line(), e.column())))?;
+    let push: PushEvent = parse_json(&body, "the push event")?;
     if push.deleted || push.after.chars().all(|c| c == '0') {
         return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"ignored": "branch deletion"}))).into_response());
     }
@@ -273,6 +272,17 @@ async fn github_hook(State(state): State<AppState>, headers: HeaderMap, body: By
             Ok(accepted(&id))
         }
     }
+}
+
+/// Parses a JSON body; the error names the field that was wrong and where (`after: invalid type ... at line 1 column 38`).
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, HttpError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." { String::new() } else { format!("field `{path}`: ") };
+        HttpError::bad_request(format!("{what} is not valid: {field}{inner}"))
+    })
 }
 
 #[derive(Deserialize)]

@@ -60,9 +60,11 @@ enum KeysCommand {
     },
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, quiet: bool) {
+    // The demo prints its own progress; the service logs its pipeline at info.
+    let default = if quiet { "warn" } else { "warn,airlock_gate=info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,airlock_gate=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -116,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    init_logging(cli.log_json, matches!(cli.command, Command::Demo { .. }));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
