@@ -31,21 +31,35 @@ pub fn repo_root() -> PathBuf {
 /// Starts a gate on embedded defaults; `tweak` may change the config before it starts.
 pub async fn start_gate(tweak: impl FnOnce(&mut GateConfig)) -> TestGate {
     let dir = tempfile::tempdir().expect("temp dir");
-    let init = init_data_dir(dir.path(), Some(&default_vulndb_source())).await.expect("init data dir");
+    let init = init_data_dir(dir.path(), Some(&default_vulndb_source()))
+        .await
+        .expect("init data dir");
     let mut config = init.config;
     tweak(&mut config);
     let gate = server::start(config.clone()).await.expect("gate starts");
     let url = format!("http://{}", gate.addr);
-    TestGate { gate, config, token: init.token, url, dir }
+    TestGate {
+        gate,
+        config,
+        token: init.token,
+        url,
+        dir,
+    }
 }
 
 /// The Python of the checkers' venv (installed by scripts/setup).
 pub fn python() -> PathBuf {
     let venv = std::env::var("AIRLOCK_PY_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/airlock/venv"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/airlock/venv")
+        });
     let py = venv.join("bin/python");
-    assert!(py.exists(), "{} is missing: run scripts/setup to install the independent checkers", py.display());
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup to install the independent checkers",
+        py.display()
+    );
     py
 }
 
@@ -64,7 +78,11 @@ pub fn git_repo_of_example(dest: &Path) -> String {
             .env("GIT_COMMITTER_DATE", "2026-11-01T12:00:00Z")
             .output()
             .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     git(&["init", "-q", "-b", "main"]);
@@ -95,7 +113,9 @@ pub fn copy_tree(from: &Path, to: &Path) {
 pub fn files_below(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {

@@ -19,14 +19,25 @@ async fn demo_publishes_a_signed_release_that_the_agent_deploys_by_digest() {
     assert_eq!(run.state, RunState::Published);
     let names: Vec<_> = run.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["fetch", "build", "scan", "gate", "sign", "publish"]);
-    assert!(run.steps.iter().all(|s| s.duration_ms.is_some()), "every step has a duration: {:?}", run.steps);
+    assert!(
+        run.steps.iter().all(|s| s.duration_ms.is_some()),
+        "every step has a duration: {:?}",
+        run.steps
+    );
     let digest = run.image.as_ref().expect("image").digest.clone();
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
     assert_eq!(run.release.as_ref().expect("release").sequence, 1);
 
     // The agent wrote staging manifests that name the image by digest.
-    let deployment = std::fs::read_to_string(outcome.deployed.join("deployment.yaml")).expect("deployment.yaml");
-    assert!(deployment.contains(&format!("airlock.local/hello@{digest}")), "{deployment}");
+    let deployment =
+        std::fs::read_to_string(outcome.deployed.join("deployment.yaml")).expect("deployment.yaml");
+    assert!(
+        deployment.contains(&format!("airlock.local/hello@{digest}")),
+        "{deployment}"
+    );
     assert!(outcome.deployed.join("kustomization.yaml").exists());
 
     // An implementation that is not ours (Python `cryptography`) accepts the cosign signature.
@@ -64,7 +75,10 @@ async fn same_commit_builds_to_the_same_image_digest() {
             commit_time: Some(1_700_000_000),
         };
         let accepted = client.submit(&packed, &meta).await.expect("accepted");
-        let run = client.wait(&accepted.run_id, |_| {}).await.expect("finished");
+        let run = client
+            .wait(&accepted.run_id, |_| {})
+            .await
+            .expect("finished");
         assert_eq!(run.state, RunState::Published, "{:?}", run.error);
         digests.push(run.image.expect("image").digest);
     }
@@ -97,11 +111,24 @@ async fn gate_restarted_mid_run_resumes_the_run() {
     first.gate.server.abort();
 
     // A new gate process on the same data directory picks the run up and finishes it.
-    let second = airlock_gate::server::start(first.config.clone()).await.expect("restart");
-    let client = airlock_cli::client::GateClient::new(&format!("http://{}", second.addr), &first.token).expect("client");
-    let run = client.wait(&accepted.run_id, |_| {}).await.expect("finished");
+    let second = airlock_gate::server::start(first.config.clone())
+        .await
+        .expect("restart");
+    let client =
+        airlock_cli::client::GateClient::new(&format!("http://{}", second.addr), &first.token)
+            .expect("client");
+    let run = client
+        .wait(&accepted.run_id, |_| {})
+        .await
+        .expect("finished");
     second.worker.abort();
     second.server.abort();
     assert_eq!(run.state, RunState::Published, "{:?}", run.error);
-    assert!(run.steps.iter().all(|s| s.state == airlock_cli::api::StepState::Succeeded), "{:?}", run.steps);
+    assert!(
+        run.steps
+            .iter()
+            .all(|s| s.state == airlock_cli::api::StepState::Succeeded),
+        "{:?}",
+        run.steps
+    );
 }

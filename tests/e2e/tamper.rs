@@ -31,9 +31,17 @@ fn sync_config(dir: &Path, boundary: &Path, target: &Path) -> SyncConfig {
 }
 
 async fn release_manifest(boundary: &Path) -> (OciLayout, airlock_oci::FetchedManifest) {
-    let repo = LayoutRoot::open_or_create(boundary).unwrap().repo("hello").unwrap();
+    let repo = LayoutRoot::open_or_create(boundary)
+        .unwrap()
+        .repo("hello")
+        .unwrap();
     let tags = repo.list_tags().await.unwrap();
-    let tag = tags.iter().rev().find(|t| t.starts_with("release-")).expect("a release tag").clone();
+    let tag = tags
+        .iter()
+        .rev()
+        .find(|t| t.starts_with("release-"))
+        .expect("a release tag")
+        .clone();
     let manifest = repo.get_manifest(&tag).await.unwrap();
     (repo, manifest)
 }
@@ -52,11 +60,20 @@ async fn flipped_byte_in_published_manifests_is_refused_and_nothing_applied() {
     std::fs::write(&blob, bytes).unwrap();
 
     let target = dir.path().join("tampered-target");
-    let report = sync_once(&sync_config(dir.path(), &boundary, &target)).await.expect("sync completes");
+    let report = sync_once(&sync_config(dir.path(), &boundary, &target))
+        .await
+        .expect("sync completes");
     assert!(report.applied.is_empty(), "a tampered release was applied");
     let reason = &report.refused.first().expect("refused").reason;
-    assert!(reason.contains(layer.hex()) || reason.to_lowercase().contains("digest"), "reason names the blob: {reason}");
-    assert!(files_below(&target).iter().all(|f| !f.ends_with(".yaml")), "nothing applied: {:?}", files_below(&target));
+    assert!(
+        reason.contains(layer.hex()) || reason.to_lowercase().contains("digest"),
+        "reason names the blob: {reason}"
+    );
+    assert!(
+        files_below(&target).iter().all(|f| !f.ends_with(".yaml")),
+        "nothing applied: {:?}",
+        files_below(&target)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,19 +86,45 @@ async fn release_signed_by_an_unknown_key_is_refused() {
         let parsed: airlock_oci::ImageManifest = serde_json::from_slice(&manifest.bytes).unwrap();
         serde_json::from_slice(&repo.get_blob(&parsed.config.digest).await.unwrap()).unwrap()
     };
-    let forged = airlock_sign::ReleaseConfig { sequence: config.sequence + 1, environments: vec!["staging".into()], ..config };
+    let forged = airlock_sign::ReleaseConfig {
+        sequence: config.sequence + 1,
+        environments: vec!["staging".into()],
+        ..config
+    };
     let mut manifests = std::collections::BTreeMap::new();
     let mut files = std::collections::BTreeMap::new();
-    files.insert("deployment.yaml".to_string(), "kind: Deployment # evil\n".to_string());
+    files.insert(
+        "deployment.yaml".to_string(),
+        "kind: Deployment # evil\n".to_string(),
+    );
     manifests.insert("staging".to_string(), files);
-    airlock_sign::publish_release(&repo, "airlock.local/hello", &forged, &manifests, &SigningKey::generate())
-        .await
-        .expect("forged release written");
+    airlock_sign::publish_release(
+        &repo,
+        "airlock.local/hello",
+        &forged,
+        &manifests,
+        &SigningKey::generate(),
+    )
+    .await
+    .expect("forged release written");
 
     let target = dir.path().join("forged-target");
-    let report = sync_once(&sync_config(dir.path(), &boundary, &target)).await.expect("sync completes");
-    assert!(report.applied.is_empty(), "a release signed by an unknown key was applied");
-    let reason = report.refused.first().expect("refused").reason.to_lowercase();
-    assert!(reason.contains("trusted") || reason.contains("key"), "reason names the key problem: {reason}");
+    let report = sync_once(&sync_config(dir.path(), &boundary, &target))
+        .await
+        .expect("sync completes");
+    assert!(
+        report.applied.is_empty(),
+        "a release signed by an unknown key was applied"
+    );
+    let reason = report
+        .refused
+        .first()
+        .expect("refused")
+        .reason
+        .to_lowercase();
+    assert!(
+        reason.contains("trusted") || reason.contains("key"),
+        "reason names the key problem: {reason}"
+    );
     assert!(files_below(&target).iter().all(|f| !f.ends_with(".yaml")));
 }

@@ -47,7 +47,10 @@ async fn signed_push_is_accepted_fetched_with_git_and_built() {
     // A redelivery of the same event does not start a second run.
     let again = deliver(&gate.url, body, &sig, "delivery-1").await;
     assert_eq!(again.status(), 200);
-    assert_eq!(again.json::<serde_json::Value>().await.unwrap()["run_id"], run_id.as_str());
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap()["run_id"],
+        run_id.as_str()
+    );
 
     let client = airlock_cli::client::GateClient::new(&gate.url, &gate.token).expect("client");
     let run = client.wait(&run_id, |_| {}).await.expect("run finishes");
@@ -60,12 +63,21 @@ async fn signed_push_is_accepted_fetched_with_git_and_built() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_with_wrong_signature_is_401_and_stores_nothing() {
     let gate = start_gate(|c| c.webhooks.github_secret = Some(SECRET.into())).await;
-    let body = push_event("file:///nonexistent", "0123456789abcdef0123456789abcdef01234567");
+    let body = push_event(
+        "file:///nonexistent",
+        "0123456789abcdef0123456789abcdef01234567",
+    );
     let forged = airlock_gate::auth::sign_github_body("not-the-secret", &body);
     let resp = deliver(&gate.url, body.clone(), &forged, "d-forged").await;
     assert_eq!(resp.status(), 401);
     let err: serde_json::Value = resp.json().await.unwrap();
-    assert!(err["error"].as_str().unwrap().contains("X-Hub-Signature-256"), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-Hub-Signature-256"),
+        "{err}"
+    );
 
     let unsigned = reqwest::Client::new()
         .post(format!("{}/api/v1/hooks/github", gate.url))
@@ -77,8 +89,14 @@ async fn push_with_wrong_signature_is_401_and_stores_nothing() {
     assert_eq!(unsigned.status(), 401);
 
     let client = airlock_cli::client::GateClient::new(&gate.url, &gate.token).expect("client");
-    assert!(client.runs(None).await.unwrap().is_empty(), "a refused delivery stored a run");
-    assert!(!gate.config.sources_dir().exists() || airlock_e2e::files_below(&gate.config.sources_dir()).is_empty());
+    assert!(
+        client.runs(None).await.unwrap().is_empty(),
+        "a refused delivery stored a run"
+    );
+    assert!(
+        !gate.config.sources_dir().exists()
+            || airlock_e2e::files_below(&gate.config.sources_dir()).is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +108,10 @@ async fn malformed_push_body_is_400_naming_the_problem() {
     assert_eq!(resp.status(), 400);
     let err: serde_json::Value = resp.json().await.unwrap();
     let message = err["error"].as_str().unwrap();
-    assert!(message.contains("after"), "the message names the field: {message}");
+    assert!(
+        message.contains("after"),
+        "the message names the field: {message}"
+    );
 
     let client = airlock_cli::client::GateClient::new(&gate.url, &gate.token).expect("client");
     assert!(client.runs(None).await.unwrap().is_empty());

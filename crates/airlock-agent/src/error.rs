@@ -26,7 +26,7 @@ pub enum AgentError {
         /// The policy directory.
         path: PathBuf,
         /// What the policy crate reported.
-        source: airlock_policy::PolicyError,
+        source: Box<airlock_policy::PolicyError>,
     },
     /// The target could not be read or written.
     #[error(transparent)]

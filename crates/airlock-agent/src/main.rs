@@ -65,7 +65,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let code = if err.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }
@@ -145,7 +149,12 @@ async fn run(cli: Cli) -> u8 {
                     EXIT_OK
                 }
                 Ok(list) => {
-                    let app_width = list.iter().map(|(_, r)| r.app.len()).max().unwrap_or(3).max(3);
+                    let app_width = list
+                        .iter()
+                        .map(|(_, r)| r.app.len())
+                        .max()
+                        .unwrap_or(3)
+                        .max(3);
                     let env_width = list.iter().map(|(e, _)| e.len()).max().unwrap_or(3).max(3);
                     println!(
                         "{:<app_width$}  {:<env_width$}  {:>8}  {:<20}  IMAGE",
@@ -154,7 +163,11 @@ async fn run(cli: Cli) -> u8 {
                     for (env, record) in list {
                         println!(
                             "{:<app_width$}  {:<env_width$}  {:>8}  {:<20}  {}",
-                            record.app, env, record.sequence, record.applied_at, record.image_digest
+                            record.app,
+                            env,
+                            record.sequence,
+                            record.applied_at,
+                            record.image_digest
                         );
                     }
                     EXIT_OK

@@ -123,7 +123,7 @@ pub async fn sync_once(cfg: &SyncConfig) -> Result<SyncReport, AgentError> {
     let policies = match &cfg.admission {
         Some(dir) => Some(PolicySet::load(dir).map_err(|source| AgentError::Policy {
             path: dir.clone(),
-            source,
+            source: Box::new(source),
         })?),
         None => None,
     };
@@ -189,7 +189,12 @@ async fn sync_app(
     };
     let store = match root.repo(app) {
         Ok(store) => store,
-        Err(e) => return refuse(&docker_reference, format!("cannot open its repository: {e}")),
+        Err(e) => {
+            return refuse(
+                &docker_reference,
+                format!("cannot open its repository: {e}"),
+            );
+        }
     };
     let tags = match store.list_tags().await {
         Ok(tags) => tags,

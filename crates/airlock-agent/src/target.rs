@@ -145,7 +145,9 @@ fn validate_file_name(name: &str) -> Result<(), TargetError> {
         return Err(bad("must be 1-255 bytes"));
     }
     if name.starts_with('.') {
-        return Err(bad("must not start with '.' (hidden names are the agent's own)"));
+        return Err(bad(
+            "must not start with '.' (hidden names are the agent's own)",
+        ));
     }
     if name.contains(['/', '\\', '\0']) {
         return Err(bad("must be a plain file name without '/', '\\' or NUL"));
@@ -233,10 +235,11 @@ impl DirectoryTarget {
         for (name, content) in files {
             write_synced(&staging.path().join(name), content.as_bytes())?;
         }
-        let record_json = serde_json::to_vec_pretty(record).map_err(|e| TargetError::BadRecord {
-            path: staging.path().join(RECORD_FILE),
-            reason: e.to_string(),
-        })?;
+        let record_json =
+            serde_json::to_vec_pretty(record).map_err(|e| TargetError::BadRecord {
+                path: staging.path().join(RECORD_FILE),
+                reason: e.to_string(),
+            })?;
         write_synced(&staging.path().join(RECORD_FILE), &record_json)?;
         sync_dir(staging.path())?;
 
@@ -257,7 +260,8 @@ impl DirectoryTarget {
             std::fs::remove_dir_all(&final_dir).map_err(io("remove", &final_dir))?;
         }
         let staged = staging.keep();
-        std::fs::rename(&staged, &final_dir).map_err(io("move the staged release to", &final_dir))?;
+        std::fs::rename(&staged, &final_dir)
+            .map_err(io("move the staged release to", &final_dir))?;
         sync_dir(&releases)?;
 
         // 3. Swap the symlink: make the new one beside it, rename it over.
@@ -437,8 +441,14 @@ mod tests {
 
     fn files(tag: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("deployment.yaml".to_string(), format!("kind: Deployment # {tag}\n")),
-            ("service.yaml".to_string(), format!("kind: Service # {tag}\n")),
+            (
+                "deployment.yaml".to_string(),
+                format!("kind: Deployment # {tag}\n"),
+            ),
+            (
+                "service.yaml".to_string(),
+                format!("kind: Service # {tag}\n"),
+            ),
         ])
     }
 
@@ -446,7 +456,9 @@ mod tests {
     fn applied_release_is_visible_under_env_and_app() {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
-        let path = target.apply("staging", &record("hello", 3), &files("v3")).unwrap();
+        let path = target
+            .apply("staging", &record("hello", 3), &files("v3"))
+            .unwrap();
         assert_eq!(path, dir.path().join("staging/hello"));
         assert_eq!(
             std::fs::read_to_string(path.join("deployment.yaml")).unwrap(),
@@ -455,7 +467,10 @@ mod tests {
         let on_disk: ReleaseRecord =
             serde_json::from_slice(&std::fs::read(path.join(RECORD_FILE)).unwrap()).unwrap();
         assert_eq!(on_disk, record("hello", 3));
-        assert_eq!(target.deployed("staging", "hello").unwrap(), Some(record("hello", 3)));
+        assert_eq!(
+            target.deployed("staging", "hello").unwrap(),
+            Some(record("hello", 3))
+        );
         assert_eq!(target.deployed("production", "hello").unwrap(), None);
     }
 
@@ -463,30 +478,49 @@ mod tests {
     fn new_release_replaces_whole_directory_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
-        target.apply("staging", &record("hello", 1), &files("v1")).unwrap();
+        target
+            .apply("staging", &record("hello", 1), &files("v1"))
+            .unwrap();
         // Release 2 drops service.yaml: no stale file may survive the swap.
         let only_deploy = BTreeMap::from([("deployment.yaml".to_string(), "v2\n".to_string())]);
-        let path = target.apply("staging", &record("hello", 2), &only_deploy).unwrap();
+        let path = target
+            .apply("staging", &record("hello", 2), &only_deploy)
+            .unwrap();
         let mut names: Vec<_> = std::fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
         assert_eq!(names, vec![RECORD_FILE, "deployment.yaml"]);
-        assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
-        assert_eq!(std::fs::read_link(&path).unwrap(), PathBuf::from(".releases/hello/2"));
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_link(&path).unwrap(),
+            PathBuf::from(".releases/hello/2")
+        );
     }
 
     #[test]
     fn failed_apply_leaves_current_release_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
-        target.apply("staging", &record("hello", 1), &files("v1")).unwrap();
+        target
+            .apply("staging", &record("hello", 1), &files("v1"))
+            .unwrap();
         let mut bad = files("v2");
         bad.insert("../escape.yaml".into(), "x".into());
-        let err = target.apply("staging", &record("hello", 2), &bad).unwrap_err();
+        let err = target
+            .apply("staging", &record("hello", 2), &bad)
+            .unwrap_err();
         assert!(err.to_string().contains("../escape.yaml"), "{err}");
-        assert_eq!(target.deployed("staging", "hello").unwrap(), Some(record("hello", 1)));
+        assert_eq!(
+            target.deployed("staging", "hello").unwrap(),
+            Some(record("hello", 1))
+        );
         assert!(!dir.path().join("staging/escape.yaml").exists());
         assert!(!dir.path().join("staging/.releases/hello/2").exists());
     }
@@ -495,28 +529,55 @@ mod tests {
     fn crash_between_stage_and_swap_keeps_old_release_and_next_apply_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
-        target.apply("staging", &record("hello", 1), &files("v1")).unwrap();
+        target
+            .apply("staging", &record("hello", 1), &files("v1"))
+            .unwrap();
         // Simulate a crash after step 2: release 2 renamed in place, link not swapped.
         let half = dir.path().join("staging/.releases/hello/2");
         std::fs::create_dir_all(&half).unwrap();
         std::fs::write(half.join("partial.yaml"), "half written").unwrap();
         std::fs::create_dir_all(dir.path().join("staging/.releases/hello/.staging-dead")).unwrap();
-        assert_eq!(target.deployed("staging", "hello").unwrap().unwrap().sequence, 1);
-        let path = target.apply("staging", &record("hello", 2), &files("v2")).unwrap();
+        assert_eq!(
+            target
+                .deployed("staging", "hello")
+                .unwrap()
+                .unwrap()
+                .sequence,
+            1
+        );
+        let path = target
+            .apply("staging", &record("hello", 2), &files("v2"))
+            .unwrap();
         assert!(!path.join("partial.yaml").exists());
-        assert_eq!(target.deployed("staging", "hello").unwrap().unwrap().sequence, 2);
-        assert!(!dir.path().join("staging/.releases/hello/.staging-dead").exists());
+        assert_eq!(
+            target
+                .deployed("staging", "hello")
+                .unwrap()
+                .unwrap()
+                .sequence,
+            2
+        );
+        assert!(
+            !dir.path()
+                .join("staging/.releases/hello/.staging-dead")
+                .exists()
+        );
     }
 
     #[test]
     fn applying_current_release_again_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
-        target.apply("staging", &record("hello", 1), &files("v1")).unwrap();
+        target
+            .apply("staging", &record("hello", 1), &files("v1"))
+            .unwrap();
         let mut again = record("hello", 1);
         again.applied_at = "2030-01-01T00:00:00Z".into();
         target.apply("staging", &again, &files("v1")).unwrap();
-        assert_eq!(target.deployed("staging", "hello").unwrap(), Some(record("hello", 1)));
+        assert_eq!(
+            target.deployed("staging", "hello").unwrap(),
+            Some(record("hello", 1))
+        );
     }
 
     #[test]
@@ -524,7 +585,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
         for seq in 1..=4 {
-            target.apply("prod", &record("hello", seq), &files("x")).unwrap();
+            target
+                .apply("prod", &record("hello", seq), &files("x"))
+                .unwrap();
         }
         let releases = dir.path().join("prod/.releases/hello");
         let mut left: Vec<_> = std::fs::read_dir(&releases)
@@ -540,7 +603,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("staging/hello")).unwrap();
         let target = DirectoryTarget::new(dir.path());
-        let err = target.apply("staging", &record("hello", 1), &files("v1")).unwrap_err();
+        let err = target
+            .apply("staging", &record("hello", 1), &files("v1"))
+            .unwrap_err();
         assert!(matches!(err, TargetError::NotManaged { .. }), "{err}");
     }
 
@@ -558,16 +623,29 @@ mod tests {
     fn lists_every_env_and_app_including_nested_app_names() {
         let dir = tempfile::tempdir().unwrap();
         let target = DirectoryTarget::new(dir.path());
-        target.apply("staging", &record("hello", 2), &files("a")).unwrap();
-        target.apply("staging", &record("team/api", 5), &files("b")).unwrap();
-        target.apply("production", &record("hello", 1), &files("c")).unwrap();
+        target
+            .apply("staging", &record("hello", 2), &files("a"))
+            .unwrap();
+        target
+            .apply("staging", &record("team/api", 5), &files("b"))
+            .unwrap();
+        target
+            .apply("production", &record("hello", 1), &files("c"))
+            .unwrap();
         let listed: Vec<_> = target
             .list()
             .unwrap()
             .into_iter()
             .map(|(env, r)| format!("{env} {} {}", r.app, r.sequence))
             .collect();
-        assert_eq!(listed, vec!["production hello 1", "staging hello 2", "staging team/api 5"]);
+        assert_eq!(
+            listed,
+            vec![
+                "production hello 1",
+                "staging hello 2",
+                "staging team/api 5"
+            ]
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("staging/team/api/service.yaml")).unwrap(),
             "kind: Service # b\n"

@@ -103,7 +103,9 @@ impl World {
             })
             .collect();
         if !envelopes.is_empty() {
-            attach_attestations(&store, &image, &envelopes).await.unwrap();
+            attach_attestations(&store, &image, &envelopes)
+                .await
+                .unwrap();
         }
         let release = ReleaseConfig {
             app: APP.into(),
@@ -148,7 +150,8 @@ fn admission_dir() -> PathBuf {
 async fn put_image(store: &OciLayout, content: &[u8]) -> Digest {
     let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
     store.put_blob(&layer.digest, content).await.unwrap();
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
     store.put_blob(&config_desc.digest, config).await.unwrap();
     let manifest = ImageManifest::new(config_desc, vec![layer]);
@@ -161,7 +164,9 @@ async fn put_image(store: &OciLayout, content: &[u8]) -> Digest {
 #[tokio::test]
 async fn applies_verified_release_then_reports_unchanged() {
     let world = World::new();
-    world.publish(1, &world.key, Attest::default(), &["staging", "production"]).await;
+    world
+        .publish(1, &world.key, Attest::default(), &["staging", "production"])
+        .await;
     let cfg = world.config("staging", true);
 
     let report = sync_once(&cfg).await.unwrap();
@@ -170,15 +175,24 @@ async fn applies_verified_release_then_reports_unchanged() {
     let applied = &report.applied[0];
     assert_eq!((applied.app.as_str(), applied.sequence), (APP, 1));
     assert_eq!(applied.path, world.target().join("staging/hello"));
-    assert_eq!(world.deployed("staging").unwrap(), "kind: Deployment\n# staging v1\n");
-    assert_eq!(world.deployed("production"), None, "only this agent's env is written");
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(applied.path.join(".airlock-release.json")).unwrap(),
-    )
-    .unwrap();
+    assert_eq!(
+        world.deployed("staging").unwrap(),
+        "kind: Deployment\n# staging v1\n"
+    );
+    assert_eq!(
+        world.deployed("production"),
+        None,
+        "only this agent's env is written"
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(applied.path.join(".airlock-release.json")).unwrap())
+            .unwrap();
     assert_eq!(record["sequence"], 1);
     assert_eq!(record["release_digest"], applied.release_digest.as_str());
-    assert_eq!(record["signed_by"], world.key.public_key().key_id().as_str());
+    assert_eq!(
+        record["signed_by"],
+        world.key.public_key().key_id().as_str()
+    );
 
     let again = sync_once(&cfg).await.unwrap();
     assert!(again.applied.is_empty() && again.refused.is_empty());
@@ -188,45 +202,72 @@ async fn applies_verified_release_then_reports_unchanged() {
 #[tokio::test]
 async fn newer_release_replaces_the_deployed_one() {
     let world = World::new();
-    world.publish(1, &world.key, Attest::default(), &["staging"]).await;
+    world
+        .publish(1, &world.key, Attest::default(), &["staging"])
+        .await;
     let cfg = world.config("staging", true);
     sync_once(&cfg).await.unwrap();
-    world.publish(2, &world.key, Attest::default(), &["staging"]).await;
+    world
+        .publish(2, &world.key, Attest::default(), &["staging"])
+        .await;
     let report = sync_once(&cfg).await.unwrap();
     assert_eq!(report.applied.len(), 1, "{report:?}");
     assert_eq!(report.applied[0].sequence, 2);
-    assert_eq!(world.deployed("staging").unwrap(), "kind: Deployment\n# staging v2\n");
+    assert_eq!(
+        world.deployed("staging").unwrap(),
+        "kind: Deployment\n# staging v2\n"
+    );
 }
 
 #[tokio::test]
 async fn refuses_rollback_to_an_older_release() {
     let world = World::new();
-    world.publish(1, &world.key, Attest::default(), &["staging"]).await;
-    world.publish(2, &world.key, Attest::default(), &["staging"]).await;
+    world
+        .publish(1, &world.key, Attest::default(), &["staging"])
+        .await;
+    world
+        .publish(2, &world.key, Attest::default(), &["staging"])
+        .await;
     let cfg = world.config("staging", false);
     sync_once(&cfg).await.unwrap();
-    assert_eq!(world.deployed("staging").unwrap(), "kind: Deployment\n# staging v2\n");
+    assert_eq!(
+        world.deployed("staging").unwrap(),
+        "kind: Deployment\n# staging v2\n"
+    );
 
     // Someone in the DMZ removes release 2, leaving the older, validly signed 1 as newest.
     assert!(world.store().untag(&airlock_sign::release_tag(2)).unwrap());
     let report = sync_once(&cfg).await.unwrap();
     assert!(report.applied.is_empty());
     assert_eq!(report.refused.len(), 1, "{report:?}");
-    assert!(report.refused[0].reason.contains("rollback refused"), "{:?}", report.refused);
-    assert_eq!(world.deployed("staging").unwrap(), "kind: Deployment\n# staging v2\n");
+    assert!(
+        report.refused[0].reason.contains("rollback refused"),
+        "{:?}",
+        report.refused
+    );
+    assert_eq!(
+        world.deployed("staging").unwrap(),
+        "kind: Deployment\n# staging v2\n"
+    );
 }
 
 #[tokio::test]
 async fn refuses_release_signed_by_an_untrusted_key_and_writes_nothing() {
     let world = World::new();
     let intruder = SigningKey::generate();
-    world.publish(1, &intruder, Attest::default(), &["staging"]).await;
+    world
+        .publish(1, &intruder, Attest::default(), &["staging"])
+        .await;
     let report = sync_once(&world.config("staging", true)).await.unwrap();
     assert!(report.applied.is_empty());
     assert_eq!(report.refused.len(), 1);
     let refusal = &report.refused[0];
     assert_eq!(refusal.reference, "airlock.local/hello:release-0000000001");
-    assert!(refusal.reason.contains("verification failed"), "{}", refusal.reason);
+    assert!(
+        refusal.reason.contains("verification failed"),
+        "{}",
+        refusal.reason
+    );
     assert!(!world.target().join("staging").exists());
 }
 
@@ -240,18 +281,26 @@ async fn refuses_release_missing_the_sbom_attestation() {
     world.publish(1, &world.key, attest, &["staging"]).await;
     let report = sync_once(&world.config("staging", false)).await.unwrap();
     assert_eq!(report.refused.len(), 1);
-    assert!(report.refused[0].reason.contains(CYCLONEDX), "{:?}", report.refused);
+    assert!(
+        report.refused[0].reason.contains(CYCLONEDX),
+        "{:?}",
+        report.refused
+    );
     assert_eq!(world.deployed("staging"), None);
 }
 
 #[tokio::test]
 async fn refuses_release_not_rendered_for_this_environment() {
     let world = World::new();
-    world.publish(1, &world.key, Attest::default(), &["staging"]).await;
+    world
+        .publish(1, &world.key, Attest::default(), &["staging"])
+        .await;
     let report = sync_once(&world.config("production", true)).await.unwrap();
     assert_eq!(report.refused.len(), 1);
     assert!(
-        report.refused[0].reason.contains("does not list environment production"),
+        report.refused[0]
+            .reason
+            .contains("does not list environment production"),
         "{:?}",
         report.refused
     );
@@ -268,7 +317,11 @@ async fn admission_refuses_release_the_gate_did_not_allow() {
     world.publish(1, &world.key, attest, &["staging"]).await;
     let report = sync_once(&world.config("staging", true)).await.unwrap();
     assert_eq!(report.refused.len(), 1);
-    assert!(report.refused[0].reason.contains("admission.gate-denied"), "{:?}", report.refused);
+    assert!(
+        report.refused[0].reason.contains("admission.gate-denied"),
+        "{:?}",
+        report.refused
+    );
     assert_eq!(world.deployed("staging"), None);
 
     // Without admission policies the same release is applied: the refusal came from the policy.
@@ -292,14 +345,19 @@ async fn admission_refuses_fixable_critical_finding_naming_the_fix() {
     assert_eq!(report.refused.len(), 1);
     let reason = &report.refused[0].reason;
     assert!(reason.contains("admission.fixable-critical"), "{reason}");
-    assert!(reason.contains("upgrade openssh-server to 1:9.2p1-2+deb12u3"), "{reason}");
+    assert!(
+        reason.contains("upgrade openssh-server to 1:9.2p1-2+deb12u3"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
 async fn trusts_any_key_of_a_rotation_set() {
     let world = World::new();
     let old_key = SigningKey::generate();
-    world.publish(1, &old_key, Attest::default(), &["staging"]).await;
+    world
+        .publish(1, &old_key, Attest::default(), &["staging"])
+        .await;
     let mut cfg = world.config("staging", false);
     cfg.trust = load_trust(&[
         world.key_file(&world.key, "new.pub"),
@@ -313,6 +371,8 @@ async fn trusts_any_key_of_a_rotation_set() {
 #[tokio::test]
 async fn missing_source_is_an_error_not_an_empty_sync() {
     let world = World::new();
-    let err = sync_once(&world.config("staging", false)).await.unwrap_err();
+    let err = sync_once(&world.config("staging", false))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("boundary"), "{err}");
 }

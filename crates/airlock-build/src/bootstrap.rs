@@ -18,8 +18,9 @@ const MAX_LOAD_BYTES: u64 = 2 << 30;
 
 /// Busybox applets linked into `/bin` of the busybox image (enough for simple build scripts).
 const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "ash", "cat", "chmod", "cp", "date", "echo", "env", "false", "grep", "head", "id", "ls", "mkdir",
-    "mv", "printf", "pwd", "rm", "sed", "sleep", "tail", "tar", "test", "touch", "true", "wc", "wget",
+    "sh", "ash", "cat", "chmod", "cp", "date", "echo", "env", "false", "grep", "head", "id", "ls",
+    "mkdir", "mv", "printf", "pwd", "rm", "sed", "sleep", "tail", "tar", "test", "touch", "true",
+    "wc", "wget",
 ];
 
 fn static_layer_files(layer: &mut LayerBuilder) -> Result<(), BuildError> {
@@ -31,15 +32,28 @@ fn static_layer_files(layer: &mut LayerBuilder) -> Result<(), BuildError> {
         0,
         b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
     )?;
-    layer.add_file("etc/group", 0o644, 0, 0, b"root:x:0:\nnonroot:x:65532:\n".to_vec())?;
+    layer.add_file(
+        "etc/group",
+        0o644,
+        0,
+        0,
+        b"root:x:0:\nnonroot:x:65532:\n".to_vec(),
+    )?;
     layer.add_file(
         "etc/os-release",
         0o644,
         0,
         0,
-        b"ID=airlock-static\nNAME=\"airlock static\"\nPRETTY_NAME=\"airlock static base\"\n".to_vec(),
+        b"ID=airlock-static\nNAME=\"airlock static\"\nPRETTY_NAME=\"airlock static base\"\n"
+            .to_vec(),
     )?;
-    layer.add_file("etc/nsswitch.conf", 0o644, 0, 0, b"hosts: files dns\n".to_vec())?;
+    layer.add_file(
+        "etc/nsswitch.conf",
+        0o644,
+        0,
+        0,
+        b"hosts: files dns\n".to_vec(),
+    )?;
     layer.add_dir("tmp", 0o1777, 0, 0)?;
     layer.add_dir("root", 0o700, 0, 0)?;
     layer.add_dir("home", 0o755, 0, 0)?;
@@ -70,9 +84,13 @@ async fn write_single_layer(
 ) -> Result<Digest, BuildError> {
     let layer = layer.finish(Compression::Gzip)?;
     let config = base_config(layer.diff_id.clone(), created_by);
-    let digest =
-        airlock_oci::write_image(store, &config, &[(layer.descriptor.clone(), Some(&layer.data[..]))], Some(tag))
-            .await?;
+    let digest = airlock_oci::write_image(
+        store,
+        &config,
+        &[(layer.descriptor.clone(), Some(&layer.data[..]))],
+        Some(tag),
+    )
+    .await?;
     Ok(digest)
 }
 
@@ -86,7 +104,11 @@ pub async fn create_static_base(store: &dyn Store, tag: &str) -> Result<Digest, 
 
 /// Writes the static base plus `/bin/busybox` (read from `busybox`, a static binary) and `/bin/sh` and a
 /// few applet links into `store` under `tag`.
-pub async fn create_busybox_image(store: &dyn Store, tag: &str, busybox: &Path) -> Result<Digest, BuildError> {
+pub async fn create_busybox_image(
+    store: &dyn Store,
+    tag: &str,
+    busybox: &Path,
+) -> Result<Digest, BuildError> {
     let meta = std::fs::metadata(busybox).map_err(|e| BuildError::io(busybox, e))?;
     if !meta.is_file() || meta.len() > 64 * 1024 * 1024 {
         return Err(BuildError::Invalid(format!(
@@ -145,7 +167,11 @@ pub async fn load_into_docker(
         "RepoTags": [name],
         "Layers": layer_paths,
     }]);
-    append_bytes(&mut builder, "manifest.json", manifest.to_string().as_bytes())?;
+    append_bytes(
+        &mut builder,
+        "manifest.json",
+        manifest.to_string().as_bytes(),
+    )?;
     let archive = builder
         .into_inner()
         .map_err(|e| BuildError::io("docker load archive", e))?;
@@ -157,7 +183,9 @@ pub async fn load_into_docker(
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| BuildError::docker(format!("loading {name}"), e))?;
         if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            return Err(BuildError::Invalid(format!("Docker Engine refused to load {name}: {err}")));
+            return Err(BuildError::Invalid(format!(
+                "Docker Engine refused to load {name}: {err}"
+            )));
         }
     }
     let inspect = docker
@@ -169,7 +197,11 @@ pub async fn load_into_docker(
         .ok_or_else(|| BuildError::Invalid(format!("Docker Engine reports no id for {name}")))
 }
 
-fn append_bytes(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) -> Result<(), BuildError> {
+fn append_bytes(
+    builder: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    data: &[u8],
+) -> Result<(), BuildError> {
     let mut header = tar::Header::new_gnu();
     header.set_size(data.len() as u64);
     header.set_mode(0o644);
@@ -205,7 +237,13 @@ mod tests {
             let entry = entry.unwrap();
             let h = entry.header();
             seen.insert(
-                entry.path().unwrap().display().to_string().trim_end_matches('/').to_string(),
+                entry
+                    .path()
+                    .unwrap()
+                    .display()
+                    .to_string()
+                    .trim_end_matches('/')
+                    .to_string(),
                 (h.mode().unwrap(), h.uid().unwrap(), h.mtime().unwrap()),
             );
         }

@@ -73,9 +73,13 @@ pub async fn build_standard(
         .command
         .as_deref()
         .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| BuildError::Invalid("airlock.toml has no build.command for a standard build".into()))?;
+        .ok_or_else(|| {
+            BuildError::Invalid("airlock.toml has no build.command for a standard build".into())
+        })?;
     if req.descriptor.build.artifacts.is_empty() {
-        return Err(BuildError::Invalid("airlock.toml lists no build.artifacts for a standard build".into()));
+        return Err(BuildError::Invalid(
+            "airlock.toml lists no build.artifacts for a standard build".into(),
+        ));
     }
     // Check the base before spending time on the build.
     let base = read_image(base_store, &req.stack.run_image).await?;
@@ -114,18 +118,22 @@ pub async fn build_standard(
         }
         BuilderKind::Docker => {
             let docker = connect_docker().await?;
-            let env = build_env(Path::new("/tmp"), req.source.commit_time, &req.stack.env, false);
-            let run = crate::docker::run_docker(
-                &docker,
-                req.stack,
+            let env = build_env(
+                Path::new("/tmp"),
+                req.source.commit_time,
+                &req.stack.env,
+                false,
+            );
+            let job = crate::docker::DockerJob {
+                stack: req.stack,
                 command,
-                req.src_dir,
-                &env,
-                &req.descriptor.build.artifacts,
-                &staging,
-                scratch.path(),
-            )
-            .await?;
+                src_dir: req.src_dir,
+                env: &env,
+                artifacts: &req.descriptor.build.artifacts,
+                staging: &staging,
+                scratch: scratch.path(),
+            };
+            let run = crate::docker::run_docker(&docker, &job).await?;
             (run.log, Some(run.image_id))
         }
     };
@@ -181,8 +189,9 @@ pub async fn assemble(
     out_tag: &str,
 ) -> Result<(Digest, ImageConfig), BuildError> {
     let created = rfc3339(source.commit_time)?;
-    let mtime = u64::try_from(source.commit_time)
-        .map_err(|_| BuildError::Invalid(format!("commit time {} is before 1970", source.commit_time)))?;
+    let mtime = u64::try_from(source.commit_time).map_err(|_| {
+        BuildError::Invalid(format!("commit time {} is before 1970", source.commit_time))
+    })?;
     let base = read_image(base_store, base_ref).await?;
 
     let dir = artifacts_dir.to_path_buf();
@@ -216,12 +225,24 @@ pub async fn assemble(
     c.cmd = None;
     c.working_dir = Some("/app".to_string());
     let mut ports = BTreeMap::new();
-    ports.insert(format!("{}/tcp", descriptor.run.port), serde_json::json!({}));
+    ports.insert(
+        format!("{}/tcp", descriptor.run.port),
+        serde_json::json!({}),
+    );
     c.exposed_ports = Some(ports);
-    c.env = Some(merge_env(c.env.take().unwrap_or_default(), &descriptor.deploy.env));
+    c.env = Some(merge_env(
+        c.env.take().unwrap_or_default(),
+        &descriptor.deploy.env,
+    ));
     let mut labels = c.labels.take().unwrap_or_default();
-    labels.insert("org.opencontainers.image.source".into(), source.repository.clone());
-    labels.insert("org.opencontainers.image.revision".into(), source.commit.clone());
+    labels.insert(
+        "org.opencontainers.image.source".into(),
+        source.repository.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.revision".into(),
+        source.commit.clone(),
+    );
     labels.insert("org.opencontainers.image.created".into(), created.clone());
     labels.insert("dev.airlock.app".into(), descriptor.app.name.clone());
     labels.insert("dev.airlock.team".into(), descriptor.app.team.clone());
@@ -230,9 +251,16 @@ pub async fn assemble(
         created: Some(created),
         created_by: Some(format!(
             "airlock standard build: {}",
-            descriptor.build.command.as_deref().unwrap_or("(assembled artifacts)")
+            descriptor
+                .build
+                .command
+                .as_deref()
+                .unwrap_or("(assembled artifacts)")
         )),
-        comment: Some(format!("app layer of {} at {}", descriptor.app.name, source.commit)),
+        comment: Some(format!(
+            "app layer of {} at {}",
+            descriptor.app.name, source.commit
+        )),
         ..History::default()
     });
 
@@ -328,8 +356,12 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
         };
         let out1 = OciLayout::open_or_create(&tmp.path().join("out1")).unwrap();
         let out2 = OciLayout::open_or_create(&tmp.path().join("out2")).unwrap();
-        let a = build_standard(&req, &base_store, &out1, "v1").await.unwrap();
-        let b = build_standard(&req, &base_store, &out2, "v1").await.unwrap();
+        let a = build_standard(&req, &base_store, &out1, "v1")
+            .await
+            .unwrap();
+        let b = build_standard(&req, &base_store, &out2, "v1")
+            .await
+            .unwrap();
         assert_eq!(a.digest, b.digest, "same inputs must give the same image");
         assert_eq!(a.base_digest, base);
         assert_eq!(a.builder, BuilderKind::Host);
@@ -346,9 +378,15 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
         assert_eq!(env.iter().filter(|e| e.starts_with("PATH=")).count(), 1);
         let labels = c.labels.as_ref().unwrap();
         assert_eq!(labels["org.opencontainers.image.revision"], source.commit);
-        assert_eq!(labels["org.opencontainers.image.created"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            labels["org.opencontainers.image.created"],
+            "2023-11-14T22:13:20Z"
+        );
         assert_eq!(labels["dev.airlock.app"], "hello");
-        assert_eq!(image.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!(
+            image.config.created.as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
         assert_eq!(image.manifest.layers.len(), 2);
 
         // The app layer holds exactly the artifacts, owned by root, with the commit time.
@@ -392,8 +430,13 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
             builder: BuilderKind::Host,
         };
         let out = OciLayout::open_or_create(&tmp.path().join("out")).unwrap();
-        let err = build_standard(&req, &base_store, &out, "v1").await.unwrap_err();
-        assert!(matches!(&err, BuildError::BaseMismatch { expected, .. } if *expected == pinned), "{err}");
+        let err = build_standard(&req, &base_store, &out, "v1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BuildError::BaseMismatch { expected, .. } if *expected == pinned),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -407,7 +450,11 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
         let source = source();
         let out = OciLayout::open_or_create(&tmp.path().join("out")).unwrap();
 
-        let desc = descriptor("echo cannot compile >&2; exit 2", r#"["x"]"#, r#"["/app/x"]"#);
+        let desc = descriptor(
+            "echo cannot compile >&2; exit 2",
+            r#"["x"]"#,
+            r#"["/app/x"]"#,
+        );
         let req = BuildRequest {
             src_dir: &src,
             descriptor: &desc,
@@ -415,16 +462,26 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
             source: &source,
             builder: BuilderKind::Host,
         };
-        let err = build_standard(&req, &base_store, &out, "v1").await.unwrap_err();
+        let err = build_standard(&req, &base_store, &out, "v1")
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, BuildError::CommandFailed { exit_code: 2, log_tail } if log_tail.contains("cannot compile")),
             "{err}"
         );
 
         let desc = descriptor("mkdir -p out", r#"["out/app"]"#, r#"["/app/app"]"#);
-        let req = BuildRequest { descriptor: &desc, ..req };
-        let err = build_standard(&req, &base_store, &out, "v1").await.unwrap_err();
-        assert!(matches!(&err, BuildError::ArtifactMissing { path } if path == "out/app"), "{err}");
+        let req = BuildRequest {
+            descriptor: &desc,
+            ..req
+        };
+        let err = build_standard(&req, &base_store, &out, "v1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BuildError::ArtifactMissing { path } if path == "out/app"),
+            "{err}"
+        );
     }
 
     /// Needs the Docker Engine (CI starts it); fails loudly when it is not answering.
@@ -435,9 +492,13 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
             .unwrap_or_else(|e| panic!("this test needs a running Docker Engine: {e}"));
         let tmp = tempfile::tempdir().unwrap();
         let base_store = OciLayout::open_or_create(&tmp.path().join("base")).unwrap();
-        let busybox = create_busybox_image(&base_store, "busybox", Path::new("/bin/busybox")).await.unwrap();
+        let busybox = create_busybox_image(&base_store, "busybox", Path::new("/bin/busybox"))
+            .await
+            .unwrap();
         let builder_name = "airlock-build-test/busybox:1";
-        let builder_id = load_into_docker(&docker, &base_store, "busybox", builder_name).await.unwrap();
+        let builder_id = load_into_docker(&docker, &base_store, "busybox", builder_name)
+            .await
+            .unwrap();
 
         let stack = stack(busybox.clone(), Some(builder_name), "busybox");
         let (kind, reason) = crate::choose_builder(&stack).await;
@@ -462,22 +523,43 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
         let out = OciLayout::open_or_create(&tmp.path().join("out")).unwrap();
         let built = build_standard(&req, &base_store, &out, "v1").await.unwrap();
         assert_eq!(built.builder, BuilderKind::Docker);
-        assert_eq!(built.builder_image_digest.as_deref(), Some(builder_id.as_str()));
-        assert!(built.log.contains("offline"), "builder must have no network: {}", built.log);
+        assert_eq!(
+            built.builder_image_digest.as_deref(),
+            Some(builder_id.as_str())
+        );
+        assert!(
+            built.log.contains("offline"),
+            "builder must have no network: {}",
+            built.log
+        );
 
         let app_name = "airlock-build-test/app:1";
-        load_into_docker(&docker, &out, "v1", app_name).await.unwrap();
+        load_into_docker(&docker, &out, "v1", app_name)
+            .await
+            .unwrap();
         let run = std::process::Command::new("docker")
             .args(["run", "--rm", app_name])
             .output()
             .unwrap();
-        let _ = std::process::Command::new("docker").args(["rmi", "-f", app_name, builder_name]).output();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", app_name, builder_name])
+            .output();
         let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(run.status.success(), "docker run failed: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "docker run failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         assert_eq!(stdout.trim(), "hello from airlock (hi)");
         // No build container is left behind.
         let ps = std::process::Command::new("docker")
-            .args(["ps", "-a", "--filter", &format!("ancestor={builder_name}"), "-q"])
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("ancestor={builder_name}"),
+                "-q",
+            ])
             .output()
             .unwrap();
         assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());

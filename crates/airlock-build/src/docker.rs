@@ -31,25 +31,45 @@ pub(crate) struct DockerRun {
     pub image_id: String,
 }
 
-/// Runs the build in a fresh container and collects `artifacts` into `staging`; the container is removed
-/// whatever happens.
+/// One build to run in a container of the stack's builder image.
+pub(crate) struct DockerJob<'a> {
+    pub stack: &'a Stack,
+    /// The descriptor's build command, run with `sh -c` in `/workspace`.
+    pub command: &'a str,
+    /// The source tree uploaded as `/workspace`.
+    pub src_dir: &'a Path,
+    pub env: &'a [(String, String)],
+    pub artifacts: &'a [Artifact],
+    /// Where the declared artifacts are written.
+    pub staging: &'a Path,
+    /// Scratch space for downloaded archives.
+    pub scratch: &'a Path,
+}
+
+/// Runs the build in a fresh container and collects the job's artifacts into its staging directory; the
+/// container is removed whatever happens.
 pub(crate) async fn run_docker(
     docker: &Docker,
-    stack: &Stack,
-    command: &str,
-    src_dir: &Path,
-    env: &[(String, String)],
-    artifacts: &[Artifact],
-    staging: &Path,
-    scratch: &Path,
+    job: &DockerJob<'_>,
 ) -> Result<DockerRun, BuildError> {
+    let DockerJob {
+        stack,
+        command,
+        src_dir,
+        env,
+        artifacts,
+        staging,
+        scratch,
+    } = *job;
     let image = stack.builder_image.as_deref().ok_or_else(|| {
-        BuildError::Invalid(format!("stack {} has no builder image for a Docker build", stack.name))
+        BuildError::Invalid(format!(
+            "stack {} has no builder image for a Docker build",
+            stack.name
+        ))
     })?;
-    let inspect = docker
-        .inspect_image(image)
-        .await
-        .map_err(|e| BuildError::docker(format!("builder image {image} not in the Docker Engine"), e))?;
+    let inspect = docker.inspect_image(image).await.map_err(|e| {
+        BuildError::docker(format!("builder image {image} not in the Docker Engine"), e)
+    })?;
     let image_id = inspect.id.unwrap_or_else(|| image.to_string());
 
     let body = ContainerCreateBody {
@@ -62,7 +82,9 @@ pub(crate) async fn run_docker(
         host_config: Some(HostConfig {
             network_mode: Some(if stack.network { "bridge" } else { "none" }.into()),
             memory: Some((stack.memory_mb.saturating_mul(1024 * 1024)).min(i64::MAX as u64) as i64),
-            memory_swap: Some((stack.memory_mb.saturating_mul(1024 * 1024)).min(i64::MAX as u64) as i64),
+            memory_swap: Some(
+                (stack.memory_mb.saturating_mul(1024 * 1024)).min(i64::MAX as u64) as i64,
+            ),
             nano_cpus: Some((stack.cpus.max(0.01) * 1e9) as i64),
             pids_limit: Some(4096),
             cap_drop: Some(vec!["ALL".into()]),
@@ -84,7 +106,10 @@ pub(crate) async fn run_docker(
         .map_err(|e| BuildError::docker(format!("creating a build container from {image}"), e))?;
     let id = created.id;
     let result = run_in_container(docker, &id, stack, src_dir, artifacts, staging, scratch).await;
-    let remove = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let remove = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     if let Err(e) = docker.remove_container(&id, Some(remove)).await {
         tracing::warn!(container = %id, error = %e, "could not remove build container");
     }
@@ -131,7 +156,12 @@ async fn run_in_container(
             match item {
                 Ok(resp) => code = resp.status_code,
                 Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-                Err(e) => return Err(BuildError::docker(format!("waiting for build container {id}"), e)),
+                Err(e) => {
+                    return Err(BuildError::docker(
+                        format!("waiting for build container {id}"),
+                        e,
+                    ));
+                }
             }
         }
         Ok(code)
@@ -158,7 +188,9 @@ async fn run_in_container(
         let rel = artifact_rel(artifact)?;
         let to = artifact_to(artifact)?;
         let container_path = format!("/workspace/{}", rel.display());
-        let opts = DownloadFromContainerOptionsBuilder::default().path(&container_path).build();
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(&container_path)
+            .build();
         let mut stream = docker.download_from_container(id, Some(opts));
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -172,13 +204,18 @@ async fn run_in_container(
                         )));
                     }
                 }
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
                     return Err(BuildError::ArtifactMissing {
                         path: artifact.from.clone(),
                     });
                 }
                 Err(e) => {
-                    return Err(BuildError::docker(format!("downloading artifact {:?}", artifact.from), e));
+                    return Err(BuildError::docker(
+                        format!("downloading artifact {:?}", artifact.from),
+                        e,
+                    ));
                 }
             }
         }
@@ -208,7 +245,10 @@ async fn run_in_container(
 }
 
 async fn collect_logs(docker: &Docker, id: &str) -> String {
-    let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+    let opts = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
     let mut stream = docker.logs(id, Some(opts));
     let mut buf = TailBuf::new(MAX_LOG_BYTES);
     while let Some(item) = stream.next().await {

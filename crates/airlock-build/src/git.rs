@@ -76,7 +76,8 @@ fn fetch_inner(url: &str, rev: &str, dest: &Path) -> Result<GitSource, SourceErr
 
     let clone = |revision: bool, shallow: bool| -> Result<gix::Repository, SourceError> {
         let _ = fs::remove_dir_all(&repo_dir);
-        let mut prep = gix::prepare_clone_bare(url, &repo_dir).map_err(|e| git_err(url, rev, "cannot open remote", e))?;
+        let mut prep = gix::prepare_clone_bare(url, &repo_dir)
+            .map_err(|e| git_err(url, rev, "cannot open remote", e))?;
         if revision {
             prep = prep
                 .with_revision(Some(rev))
@@ -155,7 +156,13 @@ struct TreeWriter<'r> {
 }
 
 impl TreeWriter<'_> {
-    fn write_tree(&mut self, tree_id: gix::ObjectId, root: &Path, rel: &Path, depth: usize) -> Result<(), SourceError> {
+    fn write_tree(
+        &mut self,
+        tree_id: gix::ObjectId,
+        root: &Path,
+        rel: &Path,
+        depth: usize,
+    ) -> Result<(), SourceError> {
         if depth > MAX_TREE_DEPTH {
             return Err(SourceError::LimitExceeded {
                 path: rel.display().to_string(),
@@ -208,7 +215,8 @@ impl TreeWriter<'_> {
                         .map_err(|e| git_err(self.url, self.rev, "missing blob", e))?;
                     let size = blob.data.len() as u64;
                     self.bytes += size;
-                    if size > self.limits.max_file_bytes || self.bytes > self.limits.max_total_bytes {
+                    if size > self.limits.max_file_bytes || self.bytes > self.limits.max_total_bytes
+                    {
                         return Err(SourceError::LimitExceeded {
                             path: shown,
                             what: format!(
@@ -242,13 +250,17 @@ impl TreeWriter<'_> {
                         .find_blob(oid)
                         .map_err(|e| git_err(self.url, self.rev, "missing symlink blob", e))?;
                     let link = String::from_utf8_lossy(&blob.data).into_owned();
-                    check_symlink_target(&child_rel, &link).map_err(|reason| SourceError::UnsafeEntry {
-                        path: shown.clone(),
-                        reason,
+                    check_symlink_target(&child_rel, &link).map_err(|reason| {
+                        SourceError::UnsafeEntry {
+                            path: shown.clone(),
+                            reason,
+                        }
                     })?;
-                    std::os::unix::fs::symlink(&link, &target).map_err(|source| SourceError::Io {
-                        path: target.clone(),
-                        source,
+                    std::os::unix::fs::symlink(&link, &target).map_err(|source| {
+                        SourceError::Io {
+                            path: target.clone(),
+                            source,
+                        }
                     })?;
                 }
                 EntryKind::Commit => {
@@ -282,7 +294,11 @@ mod tests {
             .env("GIT_COMMITTER_DATE", "1700000000 +0000")
             .output()
             .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
@@ -317,9 +333,16 @@ mod tests {
         assert_eq!(got.commit, second);
         assert_eq!(got.commit_time, 1_700_000_000);
         assert_eq!(fs::read_to_string(dest.join("README")).unwrap(), "two\n");
-        let mode = fs::metadata(dest.join("bin/run.sh")).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(dest.join("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o755);
-        assert_eq!(fs::read_link(dest.join("run")).unwrap(), Path::new("bin/run.sh"));
+        assert_eq!(
+            fs::read_link(dest.join("run")).unwrap(),
+            Path::new("bin/run.sh")
+        );
         assert!(!dest.join(".git").exists());
     }
 
@@ -350,7 +373,8 @@ mod tests {
         let (repo, _first, _second) = make_repo();
         let out = tempfile::tempdir().unwrap();
         let dest = out.path().join("src");
-        let err = fetch_git(&repo.path().display().to_string(), "no-such-branch", &dest).unwrap_err();
+        let err =
+            fetch_git(&repo.path().display().to_string(), "no-such-branch", &dest).unwrap_err();
         match &err {
             SourceError::Git { rev, .. } => assert_eq!(rev, "no-such-branch"),
             other => panic!("expected Git error, got {other:?}"),
@@ -380,7 +404,10 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let dest = out.path().join("src");
         let err = fetch_git(&dir.display().to_string(), "main", &dest).unwrap_err();
-        assert!(matches!(&err, SourceError::UnsafeEntry { path, .. } if path == "pw"), "{err}");
+        assert!(
+            matches!(&err, SourceError::UnsafeEntry { path, .. } if path == "pw"),
+            "{err}"
+        );
         assert!(!dest.exists());
     }
 }

@@ -35,7 +35,11 @@ pub(crate) fn build_env(
             if let Ok(value) = std::env::var(key) {
                 env.push((key.to_string(), value));
             } else if let Some(user_home) = std::env::var_os("HOME") {
-                let dir = Path::new(&user_home).join(if key == "CARGO_HOME" { ".cargo" } else { ".rustup" });
+                let dir = Path::new(&user_home).join(if key == "CARGO_HOME" {
+                    ".cargo"
+                } else {
+                    ".rustup"
+                });
                 if dir.is_dir() {
                     env.push((key.to_string(), dir.display().to_string()));
                 }
@@ -56,8 +60,11 @@ pub(crate) async fn run_host(
     env: &[(String, String)],
     timeout_secs: u64,
 ) -> Result<String, BuildError> {
-    let (reader, writer) = std::io::pipe().map_err(|e| BuildError::io("pipe for build output", e))?;
-    let writer2 = writer.try_clone().map_err(|e| BuildError::io("pipe for build output", e))?;
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| BuildError::io("pipe for build output", e))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| BuildError::io("pipe for build output", e))?;
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -135,9 +142,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         // SAFETY-free check: a variable of the test process must not reach the command.
         let env = build_env(tmp.path(), 42, &Default::default(), true);
-        let log = run_host(tmp.path(), "echo epoch=$SOURCE_DATE_EPOCH; env | wc -l >&2; echo user=${USER:-none}", &env, 10)
-            .await
-            .unwrap();
+        let log = run_host(
+            tmp.path(),
+            "echo epoch=$SOURCE_DATE_EPOCH; env | wc -l >&2; echo user=${USER:-none}",
+            &env,
+            10,
+        )
+        .await
+        .unwrap();
         assert!(log.contains("epoch=42"), "{log}");
         assert!(log.contains("user=none"), "{log}");
     }
@@ -146,13 +158,24 @@ mod tests {
     async fn failing_command_reports_exit_code_and_output() {
         let tmp = tempfile::tempdir().unwrap();
         let env = build_env(tmp.path(), 0, &Default::default(), true);
-        let err = run_host(tmp.path(), "echo compiling; echo boom >&2; exit 3", &env, 10)
-            .await
-            .unwrap_err();
+        let err = run_host(
+            tmp.path(),
+            "echo compiling; echo boom >&2; exit 3",
+            &env,
+            10,
+        )
+        .await
+        .unwrap_err();
         match err {
-            BuildError::CommandFailed { exit_code, log_tail } => {
+            BuildError::CommandFailed {
+                exit_code,
+                log_tail,
+            } => {
                 assert_eq!(exit_code, 3);
-                assert!(log_tail.contains("compiling") && log_tail.contains("boom"), "{log_tail}");
+                assert!(
+                    log_tail.contains("compiling") && log_tail.contains("boom"),
+                    "{log_tail}"
+                );
             }
             other => panic!("expected CommandFailed, got {other}"),
         }
@@ -166,7 +189,14 @@ mod tests {
         let err = run_host(tmp.path(), "sleep 30 & sleep 30; echo never", &env, 1)
             .await
             .unwrap_err();
-        assert!(matches!(err, BuildError::TimedOut { after_secs: 1 }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert!(
+            matches!(err, BuildError::TimedOut { after_secs: 1 }),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 }

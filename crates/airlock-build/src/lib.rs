@@ -9,6 +9,7 @@
 
 pub mod bootstrap;
 pub mod build;
+pub mod docker;
 pub mod error;
 pub mod git;
 pub mod host;
@@ -16,7 +17,6 @@ pub mod log;
 pub mod source;
 pub mod stack;
 pub mod workspace;
-pub mod docker;
 
 pub use bootstrap::{create_busybox_image, create_static_base, load_into_docker};
 pub use build::{BuildRequest, BuiltImage, SourceMeta, assemble, build_standard};

@@ -137,7 +137,11 @@ impl<R: Read> Read for LimitedReader<R> {
                 self.max_total
             ))));
         }
-        let compressed = self.compressed.as_ref().map(|c| c.get().max(1)).unwrap_or(1);
+        let compressed = self
+            .compressed
+            .as_ref()
+            .map(|c| c.get().max(1))
+            .unwrap_or(1);
         if self.compressed.is_some()
             && self.total > RATIO_GRACE_BYTES
             && self.total / compressed > self.max_ratio
@@ -178,7 +182,11 @@ fn unsafe_entry(path: &str, reason: impl Into<String>) -> SourceError {
 
 /// Unpacks an uncompressed tar stream (e.g. from the Docker Engine's archive API) with the same checks as
 /// [`unpack_tarball`], except the compression ratio.
-pub fn unpack_tar(tar: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, SourceError> {
+pub fn unpack_tar(
+    tar: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, SourceError> {
     prepare_dest(dest)?;
     let limited = LimitedReader {
         inner: tar,
@@ -194,7 +202,11 @@ pub fn unpack_tar(tar: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<
     result
 }
 
-fn unpack_inner(gz: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, SourceError> {
+fn unpack_inner(
+    gz: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, SourceError> {
     let compressed = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let counting = CountingReader {
         inner: gz,
@@ -210,7 +222,11 @@ fn unpack_inner(gz: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<Unp
     unpack_entries(limited, dest, limits)
 }
 
-fn unpack_entries(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, SourceError> {
+fn unpack_entries(
+    reader: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, SourceError> {
     let mut archive = tar::Archive::new(reader);
     let mut stats = UnpackStats::default();
     let mut count: u64 = 0;
@@ -246,7 +262,10 @@ fn unpack_entries(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Resu
             if size > limits.max_file_bytes {
                 return Err(SourceError::LimitExceeded {
                     path: shown,
-                    what: format!("file of {size} bytes is over the {} byte limit", limits.max_file_bytes),
+                    what: format!(
+                        "file of {size} bytes is over the {} byte limit",
+                        limits.max_file_bytes
+                    ),
                 });
             }
             let mode = entry.header().mode().unwrap_or(0o644);
@@ -290,10 +309,12 @@ fn unpack_entries(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Resu
                 .link_name_bytes()
                 .ok_or_else(|| unsafe_entry(&shown, "hard link without a target"))?;
             let link = String::from_utf8_lossy(&link).into_owned();
-            let link_rel = safe_relative(&link)
-                .map_err(|reason| unsafe_entry(&shown, format!("hard link target {link:?}: {reason}")))?;
-            check_parents(dest, &link_rel)
-                .map_err(|reason| unsafe_entry(&shown, format!("hard link target {link:?}: {reason}")))?;
+            let link_rel = safe_relative(&link).map_err(|reason| {
+                unsafe_entry(&shown, format!("hard link target {link:?}: {reason}"))
+            })?;
+            check_parents(dest, &link_rel).map_err(|reason| {
+                unsafe_entry(&shown, format!("hard link target {link:?}: {reason}"))
+            })?;
             let source_path = dest.join(&link_rel);
             let meta = fs::symlink_metadata(&source_path).map_err(|_| {
                 unsafe_entry(
@@ -322,7 +343,10 @@ fn unpack_entries(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Resu
                 tar::EntryType::GNUSparse => "sparse file",
                 _ => "unsupported entry type",
             };
-            return Err(unsafe_entry(&shown, format!("{what} entries are not allowed")));
+            return Err(unsafe_entry(
+                &shown,
+                format!("{what} entries are not allowed"),
+            ));
         }
     }
     Ok(stats)
@@ -378,7 +402,9 @@ pub(crate) fn check_symlink_target(rel: &Path, link: &str) -> Result<(), String>
         return Err("symlink with an empty target".into());
     }
     if Path::new(link).is_absolute() {
-        return Err(format!("symlink target {link:?} is absolute (outside the source tree)"));
+        return Err(format!(
+            "symlink target {link:?} is absolute (outside the source tree)"
+        ));
     }
     let mut depth: i64 = rel.components().count() as i64 - 1;
     let mut seen_name = false;
@@ -396,11 +422,15 @@ pub(crate) fn check_symlink_target(rel: &Path, link: &str) -> Result<(), String>
                 }
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("symlink target {link:?} points outside the source tree"));
+                    return Err(format!(
+                        "symlink target {link:?} points outside the source tree"
+                    ));
                 }
             }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("symlink target {link:?} is absolute (outside the source tree)"));
+                return Err(format!(
+                    "symlink target {link:?} is absolute (outside the source tree)"
+                ));
             }
         }
     }
@@ -493,7 +523,9 @@ mod tests {
         enc.finish().unwrap()
     }
 
-    fn unpack(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> (tempfile::TempDir, PathBuf, Result<UnpackStats, SourceError>) {
+    fn unpack(
+        entries: &[(&str, tar::EntryType, &str, &[u8])],
+    ) -> (tempfile::TempDir, PathBuf, Result<UnpackStats, SourceError>) {
         let mut tar = Vec::new();
         for (path, kind, link, data) in entries {
             raw_entry(&mut tar, path, *kind, link, data);
@@ -523,8 +555,14 @@ mod tests {
         ]);
         let stats = result.unwrap();
         assert_eq!(stats, UnpackStats { files: 2, bytes: 8 });
-        assert_eq!(fs::read_to_string(dest.join("app/link")).unwrap(), "echo hi\n");
-        assert_eq!(fs::read_to_string(dest.join("app/hard")).unwrap(), "echo hi\n");
+        assert_eq!(
+            fs::read_to_string(dest.join("app/link")).unwrap(),
+            "echo hi\n"
+        );
+        assert_eq!(
+            fs::read_to_string(dest.join("app/hard")).unwrap(),
+            "echo hi\n"
+        );
     }
 
     #[test]
@@ -619,14 +657,41 @@ mod tests {
     fn rejects_oversize_total_and_file_and_entry_count() {
         let mut tar = Vec::new();
         for i in 0..5 {
-            raw_entry(&mut tar, &format!("f{i}"), tar::EntryType::Regular, "", &[b'a'; 2000]);
+            raw_entry(
+                &mut tar,
+                &format!("f{i}"),
+                tar::EntryType::Regular,
+                "",
+                &[b'a'; 2000],
+            );
         }
         let data = gz(&tar);
         let tmp = tempfile::tempdir().unwrap();
         let cases = [
-            (UnpackLimits { max_entries: 3, ..UnpackLimits::default() }, "f3", "entries"),
-            (UnpackLimits { max_file_bytes: 1000, ..UnpackLimits::default() }, "f0", "limit"),
-            (UnpackLimits { max_total_bytes: 4000, ..UnpackLimits::default() }, "f1", "decompressed size"),
+            (
+                UnpackLimits {
+                    max_entries: 3,
+                    ..UnpackLimits::default()
+                },
+                "f3",
+                "entries",
+            ),
+            (
+                UnpackLimits {
+                    max_file_bytes: 1000,
+                    ..UnpackLimits::default()
+                },
+                "f0",
+                "limit",
+            ),
+            (
+                UnpackLimits {
+                    max_total_bytes: 4000,
+                    ..UnpackLimits::default()
+                },
+                "f1",
+                "decompressed size",
+            ),
         ];
         for (i, (limits, want_path, want_what)) in cases.into_iter().enumerate() {
             let dest = tmp.path().join(format!("d{i}"));
@@ -664,7 +729,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("s");
         unpack_tarball(&gz(&tar)[..], &dest, &UnpackLimits::default()).unwrap();
-        let mode = fs::metadata(dest.join("run.sh")).unwrap().permissions().mode() & 0o7777;
+        let mode = fs::metadata(dest.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
         assert_eq!(mode, 0o755);
     }
 
@@ -673,7 +742,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("s");
         let result = unpack_tarball(&b"definitely not gzip"[..], &dest, &UnpackLimits::default());
-        assert!(matches!(result, Err(SourceError::Corrupt { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(SourceError::Corrupt { .. })),
+            "{result:?}"
+        );
         assert!(!dest.exists());
     }
 }

@@ -75,10 +75,19 @@ pub async fn connect_docker() -> Result<bollard::Docker, crate::BuildError> {
     let where_ = docker_location();
     let docker = bollard::Docker::connect_with_local_defaults()
         .map_err(|e| crate::BuildError::docker(format!("connecting to {where_}"), e))?;
-    let docker = tokio::time::timeout(std::time::Duration::from_secs(5), docker.negotiate_version())
-        .await
-        .map_err(|_| crate::BuildError::Invalid(format!("Docker Engine not answering at {where_} within 5 s")))?
-        .map_err(|e| crate::BuildError::docker(format!("negotiating the API version at {where_}"), e))?;
+    let docker = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        docker.negotiate_version(),
+    )
+    .await
+    .map_err(|_| {
+        crate::BuildError::Invalid(format!(
+            "Docker Engine not answering at {where_} within 5 s"
+        ))
+    })?
+    .map_err(|e| {
+        crate::BuildError::docker(format!("negotiating the API version at {where_}"), e)
+    })?;
     Ok(docker)
 }
 
@@ -86,7 +95,10 @@ pub async fn connect_docker() -> Result<bollard::Docker, crate::BuildError> {
 /// the reason says why, for the run record.
 pub async fn choose_builder(stack: &Stack) -> (BuilderKind, String) {
     let Some(image) = stack.builder_image.as_deref() else {
-        return (BuilderKind::Host, format!("stack {} has no builder image", stack.name));
+        return (
+            BuilderKind::Host,
+            format!("stack {} has no builder image", stack.name),
+        );
     };
     let docker = match connect_docker().await {
         Ok(d) => d,
@@ -100,9 +112,15 @@ pub async fn choose_builder(stack: &Stack) -> (BuilderKind, String) {
     match docker.inspect_image(image).await {
         Ok(_) => (
             BuilderKind::Docker,
-            format!("builder image {image} found in the Docker Engine at {}", docker_location()),
+            format!(
+                "builder image {image} found in the Docker Engine at {}",
+                docker_location()
+            ),
         ),
-        Err(_) => (BuilderKind::Host, format!("builder image {image} not in the Docker Engine")),
+        Err(_) => (
+            BuilderKind::Host,
+            format!("builder image {image} not in the Docker Engine"),
+        ),
     }
 }
 

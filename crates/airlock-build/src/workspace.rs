@@ -16,15 +16,25 @@ const MAX_DEPTH: usize = 64;
 /// Copies the source tree `src` into `dest` (created), keeping symlinks as symlinks.
 pub fn copy_source(src: &Path, dest: &Path) -> Result<(), BuildError> {
     fs::create_dir_all(dest).map_err(|e| BuildError::io(dest, e))?;
-    for entry in walkdir::WalkDir::new(src).follow_links(false).max_depth(MAX_DEPTH).min_depth(1) {
+    for entry in walkdir::WalkDir::new(src)
+        .follow_links(false)
+        .max_depth(MAX_DEPTH)
+        .min_depth(1)
+    {
         let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| src.to_path_buf());
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| src.to_path_buf());
             BuildError::io(path, e.into())
         })?;
-        let rel = entry
-            .path()
-            .strip_prefix(src)
-            .map_err(|_| BuildError::Invalid(format!("{} is outside {}", entry.path().display(), src.display())))?;
+        let rel = entry.path().strip_prefix(src).map_err(|_| {
+            BuildError::Invalid(format!(
+                "{} is outside {}",
+                entry.path().display(),
+                src.display()
+            ))
+        })?;
         let target = dest.join(rel);
         let ft = entry.file_type();
         if ft.is_dir() {
@@ -58,7 +68,10 @@ pub(crate) fn artifact_rel(artifact: &Artifact) -> Result<PathBuf, BuildError> {
 /// Where an artifact goes in the image, relative to the image root.
 pub(crate) fn artifact_to(artifact: &Artifact) -> Result<String, BuildError> {
     airlock_oci::normalize_path(&artifact.to).map_err(|e| {
-        BuildError::Invalid(format!("artifact {:?} has an unusable destination {:?}: {e}", artifact.from, artifact.to))
+        BuildError::Invalid(format!(
+            "artifact {:?} has an unusable destination {:?}: {e}",
+            artifact.from, artifact.to
+        ))
     })
 }
 
@@ -104,15 +117,28 @@ fn resolve_inside(root: &Path, path: &Path, shown: &str) -> Result<PathBuf, Buil
     Ok(real)
 }
 
-fn copy_resolved(root: &Path, real: &Path, target: &Path, shown: &str, depth: usize) -> Result<(), BuildError> {
+fn copy_resolved(
+    root: &Path,
+    real: &Path,
+    target: &Path,
+    shown: &str,
+    depth: usize,
+) -> Result<(), BuildError> {
     if depth > MAX_DEPTH {
-        return Err(BuildError::Invalid(format!("artifact {shown:?} nests deeper than {MAX_DEPTH}")));
+        return Err(BuildError::Invalid(format!(
+            "artifact {shown:?} nests deeper than {MAX_DEPTH}"
+        )));
     }
     let meta = fs::metadata(real).map_err(|e| BuildError::io(real, e))?;
     if meta.is_file() {
         fs::copy(real, target).map_err(|e| BuildError::io(target, e))?;
-        let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
-        fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io(target, e))?;
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        fs::set_permissions(target, fs::Permissions::from_mode(mode))
+            .map_err(|e| BuildError::io(target, e))?;
         Ok(())
     } else if meta.is_dir() {
         fs::create_dir_all(target).map_err(|e| BuildError::io(target, e))?;
@@ -126,11 +152,19 @@ fn copy_resolved(root: &Path, real: &Path, target: &Path, shown: &str, depth: us
             let child = real.join(&name);
             let child_shown = format!("{shown}/{}", name.to_string_lossy());
             let child_real = resolve_inside(root, &child, &child_shown)?;
-            copy_resolved(root, &child_real, &target.join(&name), &child_shown, depth + 1)?;
+            copy_resolved(
+                root,
+                &child_real,
+                &target.join(&name),
+                &child_shown,
+                depth + 1,
+            )?;
         }
         Ok(())
     } else {
-        Err(BuildError::Invalid(format!("artifact {shown:?} is not a file or directory")))
+        Err(BuildError::Invalid(format!(
+            "artifact {shown:?} is not a file or directory"
+        )))
     }
 }
 
@@ -156,7 +190,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for from in ["../secret", "/etc/passwd", "out/../../x"] {
             let err = collect(tmp.path(), &art(from, "/app/x"), &tmp.path().join("s")).unwrap_err();
-            assert!(matches!(&err, BuildError::ArtifactEscapes { path, .. } if path == from), "{err}");
+            assert!(
+                matches!(&err, BuildError::ArtifactEscapes { path, .. } if path == from),
+                "{err}"
+            );
         }
     }
 
@@ -167,19 +204,33 @@ mod tests {
         fs::create_dir(&ws).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", ws.join("out")).unwrap();
         let err = collect(&ws, &art("out", "/app/out"), &tmp.path().join("s")).unwrap_err();
-        assert!(matches!(&err, BuildError::ArtifactEscapes { path, .. } if path == "out"), "{err}");
+        assert!(
+            matches!(&err, BuildError::ArtifactEscapes { path, .. } if path == "out"),
+            "{err}"
+        );
         // A symlinked directory leading out is refused too.
         fs::create_dir(ws.join("d")).unwrap();
         std::os::unix::fs::symlink("/etc", ws.join("d/etc")).unwrap();
         let err = collect(&ws, &art("d", "/app/d"), &tmp.path().join("s2")).unwrap_err();
-        assert!(matches!(&err, BuildError::ArtifactEscapes { path, .. } if path == "d/etc"), "{err}");
+        assert!(
+            matches!(&err, BuildError::ArtifactEscapes { path, .. } if path == "d/etc"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_artifact_names_the_path() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = collect(tmp.path(), &art("target/release/app", "/app/app"), &tmp.path().join("s")).unwrap_err();
-        assert!(matches!(&err, BuildError::ArtifactMissing { path } if path == "target/release/app"), "{err}");
+        let err = collect(
+            tmp.path(),
+            &art("target/release/app", "/app/app"),
+            &tmp.path().join("s"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, BuildError::ArtifactMissing { path } if path == "target/release/app"),
+            "{err}"
+        );
         assert!(err.to_string().contains("target/release/app"));
     }
 
@@ -195,8 +246,15 @@ mod tests {
         let staging = tmp.path().join("s");
         collect(&ws, &art("run-link", "/app/bin/run"), &staging).unwrap();
         collect(&ws, &art("static", "/app/static"), &staging).unwrap();
-        let mode = fs::metadata(staging.join("app/bin/run")).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(staging.join("app/bin/run"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o755);
-        assert_eq!(fs::read_to_string(staging.join("app/static/css/a.css")).unwrap(), "a");
+        assert_eq!(
+            fs::read_to_string(staging.join("app/static/css/a.css")).unwrap(),
+            "a"
+        );
     }
 }

@@ -63,7 +63,8 @@ pub fn verify_github_signature(secret: &str, body: &[u8], header: &str) -> bool 
 
 /// The header value GitHub would send for `body` (used by the demo and tests to sign deliveries).
 pub fn sign_github_body(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -76,16 +77,31 @@ mod tests {
     fn accepts_githubs_documented_example_signature() {
         // The example from GitHub's "Validating webhook deliveries" documentation.
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(verify_github_signature("It's a Secret to Everybody", b"Hello, World!", header));
-        assert!(!verify_github_signature("It's a Secret to Everybody", b"Hello, World?", header));
+        assert!(verify_github_signature(
+            "It's a Secret to Everybody",
+            b"Hello, World!",
+            header
+        ));
+        assert!(!verify_github_signature(
+            "It's a Secret to Everybody",
+            b"Hello, World?",
+            header
+        ));
         assert!(!verify_github_signature("wrong", b"Hello, World!", header));
-        assert!(!verify_github_signature("It's a Secret to Everybody", b"Hello, World!", "sha1=abc"));
+        assert!(!verify_github_signature(
+            "It's a Secret to Everybody",
+            b"Hello, World!",
+            "sha1=abc"
+        ));
     }
 
     #[test]
     fn finds_team_by_token_hash_only() {
         let token = generate_token();
-        let teams = vec![TeamConfig { name: "demo".into(), token_hashes: vec![hash_token(&token)] }];
+        let teams = vec![TeamConfig {
+            name: "demo".into(),
+            token_hashes: vec![hash_token(&token)],
+        }];
         assert_eq!(team_for_token(&teams, &token), Some("demo"));
         assert_eq!(team_for_token(&teams, "alk_wrong"), None);
         assert_ne!(generate_token(), token);

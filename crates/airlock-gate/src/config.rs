@@ -100,7 +100,10 @@ pub struct TeamConfig {
 
 impl fmt::Debug for TeamConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TeamConfig").field("name", &self.name).field("tokens", &self.token_hashes.len()).finish()
+        f.debug_struct("TeamConfig")
+            .field("name", &self.name)
+            .field("tokens", &self.token_hashes.len())
+            .finish()
     }
 }
 
@@ -114,7 +117,9 @@ pub struct WebhookConfig {
 
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookConfig").field("github_secret", &self.github_secret.as_ref().map(|_| "***")).finish()
+        f.debug_struct("WebhookConfig")
+            .field("github_secret", &self.github_secret.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -144,8 +149,8 @@ impl GateConfig {
     pub fn load(path: &Path) -> anyhow::Result<GateConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading gate config {}: {e}", path.display()))?;
-        let mut cfg: GateConfig =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("gate config {}: {e}", path.display()))?;
+        let mut cfg: GateConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("gate config {}: {e}", path.display()))?;
         cfg.apply_env();
         Ok(cfg)
     }
@@ -167,33 +172,56 @@ impl GateConfig {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("airlock.db").display()))
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("airlock.db").display()
+            )
+        })
     }
     pub fn boundary_dir(&self) -> PathBuf {
-        self.boundary.layout.clone().unwrap_or_else(|| self.data_dir.join("boundary"))
+        self.boundary
+            .layout
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("boundary"))
     }
     pub fn key_path(&self) -> PathBuf {
-        self.signing.key.clone().unwrap_or_else(|| self.data_dir.join("keys/airlock.key"))
+        self.signing
+            .key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys/airlock.key"))
     }
     pub fn public_key_path(&self) -> PathBuf {
         self.key_path().with_extension("pub")
     }
     pub fn policy_dir(&self) -> PathBuf {
-        self.policy.dir.clone().unwrap_or_else(|| source_root().join("policies/gate"))
+        self.policy
+            .dir
+            .clone()
+            .unwrap_or_else(|| source_root().join("policies/gate"))
     }
     pub fn admission_dir(&self) -> PathBuf {
-        self.policy_dir().parent().map(|p| p.join("admission")).unwrap_or_else(|| source_root().join("policies/admission"))
+        self.policy_dir()
+            .parent()
+            .map(|p| p.join("admission"))
+            .unwrap_or_else(|| source_root().join("policies/admission"))
     }
     pub fn waivers_path(&self) -> PathBuf {
-        self.policy.waivers.clone().unwrap_or_else(|| source_root().join("policies/waivers.toml"))
+        self.policy
+            .waivers
+            .clone()
+            .unwrap_or_else(|| source_root().join("policies/waivers.toml"))
     }
     pub fn vulndb_dir(&self) -> PathBuf {
-        self.vulndb.dir.clone().unwrap_or_else(|| self.data_dir.join("vulndb"))
+        self.vulndb
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("vulndb"))
     }
     pub fn bases_dir(&self) -> PathBuf {
-        self.bases_dir.clone().unwrap_or_else(|| self.data_dir.join("bases"))
+        self.bases_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("bases"))
     }
     pub fn runs_dir(&self) -> PathBuf {
         self.data_dir.join("runs")
@@ -207,14 +235,24 @@ impl GateConfig {
 
     /// The stack a descriptor asks for, or a sentence saying which stacks exist.
     pub fn stack(&self, name: Option<&str>) -> Result<&Stack, String> {
-        let names = || self.stacks.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
-        match name {
-            Some(n) => self
-                .stacks
+        let names = || {
+            self.stacks
                 .iter()
-                .find(|s| s.name == n)
-                .ok_or_else(|| format!("stack {n:?} is not approved on this platform (approved: {})", names())),
-            None => self.stacks.first().ok_or_else(|| "no stack is configured on this platform".to_string()),
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self.stacks.iter().find(|s| s.name == n).ok_or_else(|| {
+                format!(
+                    "stack {n:?} is not approved on this platform (approved: {})",
+                    names()
+                )
+            }),
+            None => self
+                .stacks
+                .first()
+                .ok_or_else(|| "no stack is configured on this platform".to_string()),
         }
     }
 }

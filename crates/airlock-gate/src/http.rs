@@ -31,14 +31,24 @@ pub struct HttpError(StatusCode, ApiError);
 
 impl HttpError {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        HttpError(status, ApiError { error: message.into(), code: code.into() })
+        HttpError(
+            status,
+            ApiError {
+                error: message.into(),
+                code: code.into(),
+            },
+        )
     }
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the gate could not do this: {e}"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the gate could not do this: {e}"),
+        )
     }
 }
 
@@ -58,7 +68,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
-        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") })
+        .fallback(|| async {
+            HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+        })
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -68,7 +80,11 @@ fn bearer_team(state: &AppState, headers: &HeaderMap) -> Result<String, HttpErro
     let unauthorized = |m: &str| HttpError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("no Authorization header: send `Authorization: Bearer TOKEN` (see `airlock login`)"))?
+        .ok_or_else(|| {
+            unauthorized(
+                "no Authorization header: send `Authorization: Bearer TOKEN` (see `airlock login`)",
+            )
+        })?
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not text"))?;
     let token = value
@@ -76,7 +92,9 @@ fn bearer_team(state: &AppState, headers: &HeaderMap) -> Result<String, HttpErro
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
     auth::team_for_token(&state.pipeline.config.teams, token.trim())
         .map(str::to_string)
-        .ok_or_else(|| unauthorized("this token is not known to the gate; ask an operator for a team token"))
+        .ok_or_else(|| {
+            unauthorized("this token is not known to the gate; ask an operator for a team token")
+        })
 }
 
 fn accepted(run_id: &str) -> Response {
@@ -97,7 +115,11 @@ fn new_run_id() -> String {
 
 /// `POST /api/v1/submissions`: multipart with `repository`, `commit`, `branch`, `author`, optional `commit_time`,
 /// and the gzip tarball as `source`.
-async fn submit(State(state): State<AppState>, headers: HeaderMap, mut form: Multipart) -> Result<Response, HttpError> {
+async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Result<Response, HttpError> {
     let team = bearer_team(&state, &headers)?;
     let id = new_run_id();
     let sources = state.pipeline.config.sources_dir();
@@ -213,13 +235,34 @@ struct Named {
 }
 
 /// `POST /api/v1/hooks/github`: a push event, signed with the shared secret.
-async fn github_hook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, HttpError> {
-    let secret = state.pipeline.config.webhooks.github_secret.as_deref().ok_or_else(|| {
-        HttpError::new(StatusCode::NOT_FOUND, "not_configured", "GitHub webhooks are not configured on this gate")
-    })?;
-    let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-        HttpError::new(StatusCode::UNAUTHORIZED, "unsigned", "the delivery has no X-Hub-Signature-256 header")
-    })?;
+async fn github_hook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let secret = state
+        .pipeline
+        .config
+        .webhooks
+        .github_secret
+        .as_deref()
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "not_configured",
+                "GitHub webhooks are not configured on this gate",
+            )
+        })?;
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "unsigned",
+                "the delivery has no X-Hub-Signature-256 header",
+            )
+        })?;
     if !auth::verify_github_signature(secret, &body, signature) {
         return Err(HttpError::new(
             StatusCode::UNAUTHORIZED,
@@ -227,19 +270,33 @@ async fn github_hook(State(state): State<AppState>, headers: HeaderMap, body: By
             "X-Hub-Signature-256 does not match the body for the configured secret",
         ));
     }
-    let event = headers.get("x-github-event").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if event == "ping" {
         return Ok((StatusCode::OK, Json(serde_json::json!({"pong": true}))).into_response());
     }
     if event != "push" {
-        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"ignored": format!("event {event:?}")}))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"ignored": format!("event {event:?}")})),
+        )
+            .into_response());
     }
     let push: PushEvent = parse_json(&body, "the push event")?;
     if push.deleted || push.after.chars().all(|c| c == '0') {
-        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"ignored": "branch deletion"}))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"ignored": "branch deletion"})),
+        )
+            .into_response());
     }
     if push.after.len() < 7 || !push.after.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(HttpError::bad_request(format!("`after` is not a commit id: {:?}", push.after)));
+        return Err(HttpError::bad_request(format!(
+            "`after` is not a commit id: {:?}",
+            push.after
+        )));
     }
     let delivery = headers
         .get("x-github-delivery")
@@ -253,19 +310,36 @@ async fn github_hook(State(state): State<AppState>, headers: HeaderMap, body: By
         team: String::new(),
         source_kind: SourceKind::Git,
         source_ref: push.repository.clone_url.clone(),
-        repository: push.repository.full_name.clone().unwrap_or_else(|| push.repository.clone_url.clone()),
+        repository: push
+            .repository
+            .full_name
+            .clone()
+            .unwrap_or_else(|| push.repository.clone_url.clone()),
         commit: push.after.clone(),
-        branch: push.git_ref.strip_prefix("refs/heads/").unwrap_or(&push.git_ref).to_string(),
+        branch: push
+            .git_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&push.git_ref)
+            .to_string(),
         author: push.pusher.map(|p| p.name).unwrap_or_default(),
         commit_time: None,
     };
-    match state.pipeline.store.insert_delivery_run(&delivery, &run).await.map_err(HttpError::internal)? {
-        Some(existing) => Ok((StatusCode::OK, Json(SubmissionAccepted {
-            status_url: format!("/api/v1/runs/{existing}"),
-            run_id: existing,
-            state: RunState::Queued,
-        }))
-        .into_response()),
+    match state
+        .pipeline
+        .store
+        .insert_delivery_run(&delivery, &run)
+        .await
+        .map_err(HttpError::internal)?
+    {
+        Some(existing) => Ok((
+            StatusCode::OK,
+            Json(SubmissionAccepted {
+                status_url: format!("/api/v1/runs/{existing}"),
+                run_id: existing,
+                state: RunState::Queued,
+            }),
+        )
+            .into_response()),
         None => {
             tracing::info!(run = %id, delivery = %delivery, "webhook accepted");
             state.wake.notify_one();
@@ -280,7 +354,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." { String::new() } else { format!("field `{path}`: ") };
+        let field = if path == "." {
+            String::new()
+        } else {
+            format!("field `{path}`: ")
+        };
         HttpError::bad_request(format!("{what} is not valid: {field}{inner}"))
     })
 }
@@ -296,13 +374,28 @@ async fn list_runs(
     Query(q): Query<RunsQuery>,
 ) -> Result<Response, HttpError> {
     let team = bearer_team(&state, &headers)?;
-    let runs = state.pipeline.store.list_runs(q.app.as_deref(), Some(&team), 100).await.map_err(HttpError::internal)?;
+    let runs = state
+        .pipeline
+        .store
+        .list_runs(q.app.as_deref(), Some(&team), 100)
+        .await
+        .map_err(HttpError::internal)?;
     Ok(Json(serde_json::json!({ "runs": runs })).into_response())
 }
 
-async fn get_run(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, HttpError> {
+async fn get_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     let team = bearer_team(&state, &headers)?;
-    let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not_found", format!("run {id} does not exist"));
+    let not_found = || {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("run {id} does not exist"),
+        )
+    };
     let view = match state.pipeline.store.run_view(&id).await {
         Ok(v) => v,
         Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
@@ -315,16 +408,42 @@ async fn get_run(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
     Ok(Json(view).into_response())
 }
 
-async fn cancel_run(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, HttpError> {
+async fn cancel_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     let team = bearer_team(&state, &headers)?;
     let view = state.pipeline.store.run_view(&id).await.map_err(|_| {
-        HttpError::new(StatusCode::NOT_FOUND, "not_found", format!("run {id} does not exist"))
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("run {id} does not exist"),
+        )
     })?;
     if !view.team.is_empty() && view.team != team {
-        return Err(HttpError::new(StatusCode::NOT_FOUND, "not_found", format!("run {id} does not exist")));
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("run {id} does not exist"),
+        ));
     }
-    if !state.pipeline.store.request_cancel(&id).await.map_err(HttpError::internal)? {
-        return Err(HttpError::new(StatusCode::CONFLICT, "finished", format!("run {id} has already finished")));
+    if !state
+        .pipeline
+        .store
+        .request_cancel(&id)
+        .await
+        .map_err(HttpError::internal)?
+    {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            "finished",
+            format!("run {id} has already finished"),
+        ));
     }
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"run_id": id, "cancel_requested": true}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"run_id": id, "cancel_requested": true})),
+    )
+        .into_response())
 }

@@ -26,7 +26,9 @@ pub fn ensure_keys(config: &GateConfig) -> anyhow::Result<bool> {
     if key_path.exists() {
         return Ok(false);
     }
-    let dir = key_path.parent().context("key path has no parent directory")?;
+    let dir = key_path
+        .parent()
+        .context("key path has no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_key_pair(&key_path, &airlock_sign::SigningKey::generate())?;
     tracing::warn!(
@@ -46,29 +48,42 @@ pub fn write_key_pair(path: &Path, key: &airlock_sign::SigningKey) -> anyhow::Re
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(key.to_pkcs8_pem().as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(key.to_pkcs8_pem().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     let public = path.with_extension("pub");
-    std::fs::write(&public, key.public_key().to_pem()).with_context(|| format!("writing {}", public.display()))?;
+    std::fs::write(&public, key.public_key().to_pem())
+        .with_context(|| format!("writing {}", public.display()))?;
     Ok(())
 }
 
 /// Makes a complete embedded-defaults data directory: SQLite store, OCI layout boundary, dev keys, the static
 /// run base as the approved stack `rust-static`, the vulnerability database imported from `vulndb_source`
 /// (when given), environments staging and production, and team `demo` with a fresh token.
-pub async fn init_data_dir(data_dir: &Path, vulndb_source: Option<&Path>) -> anyhow::Result<Initialized> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+pub async fn init_data_dir(
+    data_dir: &Path,
+    vulndb_source: Option<&Path>,
+) -> anyhow::Result<Initialized> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let bases_dir = data_dir.join("bases");
-    let bases = airlock_oci::OciLayout::open_or_create(&bases_dir).context("creating the bases store")?;
-    let base_digest = airlock_build::create_static_base(&bases, "static").await.context("creating the static base")?;
+    let bases =
+        airlock_oci::OciLayout::open_or_create(&bases_dir).context("creating the bases store")?;
+    let base_digest = airlock_build::create_static_base(&bases, "static")
+        .await
+        .context("creating the static base")?;
 
     let vulndb_dir = data_dir.join("vulndb");
-    let db = airlock_scan::VulnDb::open(&vulndb_dir).context("opening the vulnerability database")?;
+    let db =
+        airlock_scan::VulnDb::open(&vulndb_dir).context("opening the vulnerability database")?;
     if let Some(source) = vulndb_source {
-        for entry in std::fs::read_dir(source).with_context(|| format!("reading {}", source.display()))? {
+        for entry in
+            std::fs::read_dir(source).with_context(|| format!("reading {}", source.display()))?
+        {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "zip") {
-                db.import(&path).with_context(|| format!("importing {}", path.display()))?;
+                db.import(&path)
+                    .with_context(|| format!("importing {}", path.display()))?;
             }
         }
     }
@@ -123,8 +138,14 @@ token_hashes = ["{hash}"]
         vulndb = vulndb_dir.display().to_string(),
         hash = auth::hash_token(&token),
     );
-    std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
     let config = GateConfig::load(&config_path)?;
     let generated_key = ensure_keys(&config)?;
-    Ok(Initialized { config, config_path, token, generated_key })
+    Ok(Initialized {
+        config,
+        config_path,
+        token,
+        generated_key,
+    })
 }

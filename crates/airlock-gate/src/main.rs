@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "airlock-gate", version, about = "The airlock gate: build, scan, gate, sign and publish commits across the boundary")]
+#[command(
+    name = "airlock-gate",
+    version,
+    about = "The airlock gate: build, scan, gate, sign and publish commits across the boundary"
+)]
 struct Cli {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true, env = "AIRLOCK_LOG_JSON")]
@@ -61,11 +65,18 @@ enum KeysCommand {
 }
 
 fn init_logging(json: bool, quiet: bool) {
-    // The demo prints its own progress; the service logs its pipeline at info.
-    let default = if quiet { "warn" } else { "warn,airlock_gate=info" };
+    // The demo prints its own progress (including the dev-key notice that init logs); the service logs its
+    // pipeline at info.
+    let default = if quiet {
+        "warn,airlock_gate::init=error"
+    } else {
+        "warn,airlock_gate=info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -75,7 +86,11 @@ fn init_logging(json: bool, quiet: bool) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { data_dir, app, vulndb } => {
+        Command::Demo {
+            data_dir,
+            app,
+            vulndb,
+        } => {
             let outcome = demo::run(demo::DemoOptions {
                 data_dir,
                 app_dir: app.unwrap_or_else(demo::default_app_dir),
@@ -97,7 +112,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { data_dir, vulndb } => {
             let done = init::init_data_dir(&data_dir, vulndb.as_deref()).await?;
             println!("config     {}", done.config_path.display());
-            println!("token      {}   (team demo; shown once, only its hash is stored)", done.token);
+            println!(
+                "token      {}   (team demo; shown once, only its hash is stored)",
+                done.token
+            );
             println!("public key {}", done.config.public_key_path().display());
         }
         Command::Keys(KeysCommand::Generate { out }) => {

@@ -65,7 +65,13 @@ impl Pipeline {
                 return Ok(());
             }
             if run.cancel_requested {
-                self.store.set_terminal(run_id, RunState::Cancelled, Some(("cancel", "cancelled on request"))).await?;
+                self.store
+                    .set_terminal(
+                        run_id,
+                        RunState::Cancelled,
+                        Some(("cancel", "cancelled on request")),
+                    )
+                    .await?;
                 return Ok(());
             }
             let (state, step) = match run.state {
@@ -92,7 +98,14 @@ impl Pipeline {
             match result {
                 Ok((outputs, detail)) => {
                     self.store
-                        .finish_step(run_id, step, StepState::Succeeded, ms, detail.as_deref(), Some(&outputs))
+                        .finish_step(
+                            run_id,
+                            step,
+                            StepState::Succeeded,
+                            ms,
+                            detail.as_deref(),
+                            Some(&outputs),
+                        )
                         .await?;
                     tracing::info!(run = run_id, step, ms, "step succeeded");
                     let next = match step {
@@ -102,22 +115,38 @@ impl Pipeline {
                         "gate" => RunState::Signing,
                         "sign" => RunState::Publishing,
                         _ => {
-                            self.store.set_terminal(run_id, RunState::Published, None).await?;
+                            self.store
+                                .set_terminal(run_id, RunState::Published, None)
+                                .await?;
                             return Ok(());
                         }
                     };
-                    self.store.start_step(run_id, next, STEPS[STEPS.iter().position(|s| *s == step).unwrap_or(0) + 1]).await?;
+                    self.store
+                        .start_step(
+                            run_id,
+                            next,
+                            STEPS[STEPS.iter().position(|s| *s == step).unwrap_or(0) + 1],
+                        )
+                        .await?;
                 }
                 Err(Stop::Failed(message)) => {
                     tracing::warn!(run = run_id, step, %message, "step failed");
-                    self.store.finish_step(run_id, step, StepState::Failed, ms, Some(&message), None).await?;
-                    self.store.set_terminal(run_id, RunState::Failed, Some((step, &message))).await?;
+                    self.store
+                        .finish_step(run_id, step, StepState::Failed, ms, Some(&message), None)
+                        .await?;
+                    self.store
+                        .set_terminal(run_id, RunState::Failed, Some((step, &message)))
+                        .await?;
                     return Ok(());
                 }
                 Err(Stop::Rejected(message)) => {
                     tracing::info!(run = run_id, step, %message, "run rejected");
-                    self.store.finish_step(run_id, step, StepState::Failed, ms, Some(&message), None).await?;
-                    self.store.set_terminal(run_id, RunState::Rejected, Some((step, &message))).await?;
+                    self.store
+                        .finish_step(run_id, step, StepState::Failed, ms, Some(&message), None)
+                        .await?;
+                    self.store
+                        .set_terminal(run_id, RunState::Rejected, Some((step, &message)))
+                        .await?;
                     return Ok(());
                 }
             }
@@ -129,15 +158,21 @@ impl Pipeline {
         if src.exists() {
             std::fs::remove_dir_all(&src).map_err(fail("clearing an earlier checkout"))?;
         }
-        std::fs::create_dir_all(src.parent().unwrap_or(&src)).map_err(fail("creating the run directory"))?;
+        std::fs::create_dir_all(src.parent().unwrap_or(&src))
+            .map_err(fail("creating the run directory"))?;
         let mut commit = run.commit.clone();
-        let mut commit_time = run.outputs.pointer("/source/commit_time").and_then(Value::as_i64).unwrap_or(0);
+        let mut commit_time = run
+            .outputs
+            .pointer("/source/commit_time")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         match run.source_kind {
             SourceKind::Tarball => {
                 let path = PathBuf::from(&run.source_ref);
                 let src2 = src.clone();
                 tokio::task::spawn_blocking(move || {
-                    let file = std::fs::File::open(&path).map_err(|e| format!("opening stored source {}: {e}", path.display()))?;
+                    let file = std::fs::File::open(&path)
+                        .map_err(|e| format!("opening stored source {}: {e}", path.display()))?;
                     airlock_build::unpack_tarball(file, &src2, &UnpackLimits::default())
                         .map_err(|e| format!("unpacking the source tarball: {e}"))
                 })
@@ -147,10 +182,17 @@ impl Pipeline {
             }
             SourceKind::Git => {
                 let (url, wanted, src2) = (run.source_ref.clone(), run.commit.clone(), src.clone());
-                let git = tokio::task::spawn_blocking(move || airlock_build::fetch_git(&url, &wanted, &src2))
-                    .await
-                    .map_err(fail("fetching"))?
-                    .map_err(|e| Stop::Failed(format!("fetching {} at {}: {e}", run.source_ref, run.commit)))?;
+                let git = tokio::task::spawn_blocking(move || {
+                    airlock_build::fetch_git(&url, &wanted, &src2)
+                })
+                .await
+                .map_err(fail("fetching"))?
+                .map_err(|e| {
+                    Stop::Failed(format!(
+                        "fetching {} at {}: {e}",
+                        run.source_ref, run.commit
+                    ))
+                })?;
                 commit = git.commit;
                 commit_time = git.commit_time;
             }
@@ -172,7 +214,12 @@ impl Pipeline {
             .set_identity(&run.id, &descriptor.app.name, &team, &commit)
             .await
             .map_err(fail("recording the app"))?;
-        let detail = format!("{} of team {} at {}", descriptor.app.name, team, short(&commit));
+        let detail = format!(
+            "{} of team {} at {}",
+            descriptor.app.name,
+            team,
+            short(&commit)
+        );
         Ok((
             json!({ "source": { "commit": commit, "commit_time": commit_time }, "descriptor": descriptor.to_json() }),
             Some(detail),
@@ -180,7 +227,8 @@ impl Pipeline {
     }
 
     fn descriptor(&self, run: &RunRecord) -> Result<AppDescriptor, Stop> {
-        AppDescriptor::load(&self.run_dir(&run.id).join("src")).map_err(|e| Stop::Failed(e.to_string()))
+        AppDescriptor::load(&self.run_dir(&run.id).join("src"))
+            .map_err(|e| Stop::Failed(e.to_string()))
     }
 
     async fn build(&self, run: &RunRecord) -> StepResult {
@@ -192,24 +240,51 @@ impl Pipeline {
                     .into(),
             ));
         }
-        let stack = self.config.stack(descriptor.build.stack.as_deref()).map_err(Stop::Rejected)?;
+        let stack = self
+            .config
+            .stack(descriptor.build.stack.as_deref())
+            .map_err(Stop::Rejected)?;
         let (builder, reason) = airlock_build::choose_builder(stack).await;
         let meta = SourceMeta {
             repository: run.repository.clone(),
             commit: run.commit.clone(),
-            commit_time: run.outputs.pointer("/source/commit_time").and_then(Value::as_i64).unwrap_or(0),
+            commit_time: run
+                .outputs
+                .pointer("/source/commit_time")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
         };
-        let base_store = OciLayout::open(&self.config.bases_dir()).map_err(fail("opening the approved bases"))?;
-        let work = OciLayout::open_or_create(&self.config.work_layout_dir()).map_err(fail("opening the work store"))?;
-        let req = BuildRequest { src_dir: &src, descriptor: &descriptor, stack, source: &meta, builder };
+        let base_store = OciLayout::open(&self.config.bases_dir())
+            .map_err(fail("opening the approved bases"))?;
+        let work = OciLayout::open_or_create(&self.config.work_layout_dir())
+            .map_err(fail("opening the work store"))?;
+        let req = BuildRequest {
+            src_dir: &src,
+            descriptor: &descriptor,
+            stack,
+            source: &meta,
+            builder,
+        };
         let built = airlock_build::build_standard(&req, &base_store, &work, &run.id)
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
-        std::fs::write(self.run_dir(&run.id).join("build.log"), &built.log).map_err(fail("keeping the build log"))?;
+        std::fs::write(self.run_dir(&run.id).join("build.log"), &built.log)
+            .map_err(fail("keeping the build log"))?;
         let builder_text = built.builder.to_string();
-        self.store.set_builder(&run.id, &builder_text).await.map_err(fail("recording the builder"))?;
-        let reference = format!("{}@{}", self.docker_reference(&descriptor.app.name), built.digest);
-        let detail = format!("{} on stack {} with the {builder_text} builder ({reason})", short(built.digest.as_str()), stack.name);
+        self.store
+            .set_builder(&run.id, &builder_text)
+            .await
+            .map_err(fail("recording the builder"))?;
+        let reference = format!(
+            "{}@{}",
+            self.docker_reference(&descriptor.app.name),
+            built.digest
+        );
+        let detail = format!(
+            "{} on stack {} with the {builder_text} builder ({reason})",
+            short(built.digest.as_str()),
+            stack.name
+        );
         Ok((
             json!({
                 "image": { "reference": reference, "digest": built.digest.to_string() },
@@ -228,15 +303,24 @@ impl Pipeline {
     }
 
     fn image_digest(run: &RunRecord) -> Result<Digest, Stop> {
-        let text = run.outputs.pointer("/image/digest").and_then(Value::as_str).unwrap_or("");
-        Digest::parse(text).map_err(|e| Stop::Failed(format!("the build left no valid image digest: {e}")))
+        let text = run
+            .outputs
+            .pointer("/image/digest")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        Digest::parse(text)
+            .map_err(|e| Stop::Failed(format!("the build left no valid image digest: {e}")))
     }
 
     async fn scan(&self, run: &RunRecord) -> StepResult {
         let digest = Self::image_digest(run)?;
-        let work = OciLayout::open(&self.config.work_layout_dir()).map_err(fail("opening the work store"))?;
-        let db = VulnDb::open(&self.config.vulndb_dir()).map_err(fail("opening the vulnerability database"))?;
-        let report = airlock_scan::scan_image(&work, digest.as_str(), &db).await.map_err(fail("scanning the image"))?;
+        let work = OciLayout::open(&self.config.work_layout_dir())
+            .map_err(fail("opening the work store"))?;
+        let db = VulnDb::open(&self.config.vulndb_dir())
+            .map_err(fail("opening the vulnerability database"))?;
+        let report = airlock_scan::scan_image(&work, digest.as_str(), &db)
+            .await
+            .map_err(fail("scanning the image"))?;
         let name = self.docker_reference(&run.app);
         let dir = self.run_dir(&run.id);
         let cdx = airlock_scan::cyclonedx(&report.inventory, &name, digest.as_str());
@@ -247,8 +331,13 @@ impl Pipeline {
         for p in &report.inventory.packages {
             *ecosystems.entry(format!("{:?}", p.ecosystem)).or_default() += 1;
         }
-        let findings = serde_json::to_value(&report.findings).map_err(fail("recording findings"))?;
-        let detail = format!("{} packages, {} findings", report.inventory.packages.len(), report.findings.len());
+        let findings =
+            serde_json::to_value(&report.findings).map_err(fail("recording findings"))?;
+        let detail = format!(
+            "{} packages, {} findings",
+            report.inventory.packages.len(),
+            report.findings.len()
+        );
         Ok((
             json!({
                 "findings": findings,
@@ -265,7 +354,11 @@ impl Pipeline {
         let digest = Self::image_digest(run)?;
         let sequence = match run.outputs.get("release_sequence").and_then(Value::as_u64) {
             Some(seq) => seq,
-            None => self.store.next_sequence(&run.app).await.map_err(fail("allocating a release number"))?,
+            None => self
+                .store
+                .next_sequence(&run.app)
+                .await
+                .map_err(fail("allocating a release number"))?,
         };
         let image = format!("{}@{}", self.docker_reference(&run.app), digest);
         let mut manifests = BTreeMap::new();
@@ -277,8 +370,9 @@ impl Pipeline {
                 release_sequence: sequence,
                 team: run.team.clone(),
             };
-            let rendered = airlock_manifest::render(&descriptor, env, &meta)
-                .map_err(|e| Stop::Rejected(format!("rendering manifests for {}: {e}", env.name)))?;
+            let rendered = airlock_manifest::render(&descriptor, env, &meta).map_err(|e| {
+                Stop::Rejected(format!("rendering manifests for {}: {e}", env.name))
+            })?;
             manifests.insert(env.name.clone(), rendered.files);
         }
         let build = run.outputs.get("build").cloned().unwrap_or(Value::Null);
@@ -307,9 +401,15 @@ impl Pipeline {
         write_json(&self.run_dir(&run.id).join("policy-input.json"), &input)?;
         let decision = self
             .policies
-            .evaluate("airlock.gate", &input, &self.waivers, OffsetDateTime::now_utc())
+            .evaluate(
+                "airlock.gate",
+                &input,
+                &self.waivers,
+                OffsetDateTime::now_utc(),
+            )
             .map_err(fail("evaluating the gate policies"))?;
-        let decision_json = serde_json::to_value(&decision).map_err(fail("recording the decision"))?;
+        let decision_json =
+            serde_json::to_value(&decision).map_err(fail("recording the decision"))?;
         let outputs = json!({ "decision": decision_json, "manifests": manifests, "release_sequence": sequence });
         if !decision.allowed {
             // Keep the decision so `airlock explain` can show every violation, then stop the run as rejected.
@@ -317,7 +417,11 @@ impl Pipeline {
                 .finish_step(&run.id, "gate", StepState::Running, 0, None, Some(&outputs))
                 .await
                 .map_err(fail("recording the decision"))?;
-            let rules: Vec<_> = decision.violations.iter().map(|v| v.rule.as_str()).collect();
+            let rules: Vec<_> = decision
+                .violations
+                .iter()
+                .map(|v| v.rule.as_str())
+                .collect();
             return Err(Stop::Rejected(format!(
                 "{} policy violation(s): {}; run `airlock explain {}` for the evidence and fixes",
                 decision.violations.len(),
@@ -340,8 +444,10 @@ impl Pipeline {
         if staging_dir.exists() {
             std::fs::remove_dir_all(&staging_dir).map_err(fail("clearing earlier staging"))?;
         }
-        let staging = OciLayout::create(&staging_dir).map_err(fail("creating the staging store"))?;
-        let work = OciLayout::open(&self.config.work_layout_dir()).map_err(fail("opening the work store"))?;
+        let staging =
+            OciLayout::create(&staging_dir).map_err(fail("creating the staging store"))?;
+        let work = OciLayout::open(&self.config.work_layout_dir())
+            .map_err(fail("opening the work store"))?;
         let tag = image_tag(&run.commit, &run.id);
         airlock_oci::copy_image(&work, &staging, digest.as_str(), Some(&tag))
             .await
@@ -351,14 +457,32 @@ impl Pipeline {
             .await
             .map_err(fail("signing the image"))?;
 
-        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let now = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
         let build = run.outputs.get("build").cloned().unwrap_or(Value::Null);
-        let descriptor_bytes = std::fs::read(dir.join("src/airlock.toml")).map_err(fail("reading airlock.toml"))?;
-        let mut resolved = vec![(format!("git+{}", run.repository), format!("gitCommit:{}", run.commit))];
+        let descriptor_bytes =
+            std::fs::read(dir.join("src/airlock.toml")).map_err(fail("reading airlock.toml"))?;
+        let mut resolved = vec![(
+            format!("git+{}", run.repository),
+            format!("gitCommit:{}", run.commit),
+        )];
         if let Some(base) = build.pointer("/base/digest").and_then(Value::as_str) {
-            resolved.push((format!("oci:bases/{}", build.pointer("/base/name").and_then(Value::as_str).unwrap_or("")), base.into()));
+            resolved.push((
+                format!(
+                    "oci:bases/{}",
+                    build
+                        .pointer("/base/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
+                base.into(),
+            ));
         }
-        if let Some(b) = build.pointer("/builder_image/digest").and_then(Value::as_str) {
+        if let Some(b) = build
+            .pointer("/builder_image/digest")
+            .and_then(Value::as_str)
+        {
             resolved.push(("docker:builder".into(), b.into()));
         }
         let provenance = predicates::slsa_provenance(&predicates::ProvenanceInput {
@@ -392,14 +516,21 @@ impl Pipeline {
         ]
         .into_iter()
         .map(|(kind, predicate)| {
-            airlock_sign::sign_envelope(&airlock_sign::statement(&subject, &digest, kind, predicate), &self.key)
+            airlock_sign::sign_envelope(
+                &airlock_sign::statement(&subject, &digest, kind, predicate),
+                &self.key,
+            )
         })
         .collect();
         airlock_sign::attach_attestations(&staging, &digest, &envelopes)
             .await
             .map_err(fail("attaching attestations"))?;
 
-        let sequence = run.outputs.get("release_sequence").and_then(Value::as_u64).unwrap_or(0);
+        let sequence = run
+            .outputs
+            .get("release_sequence")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let manifests: BTreeMap<String, BTreeMap<String, String>> =
             serde_json::from_value(run.outputs.get("manifests").cloned().unwrap_or(json!({})))
                 .map_err(fail("reading rendered manifests"))?;
@@ -409,16 +540,28 @@ impl Pipeline {
             sequence,
             commit: run.commit.clone(),
             source: run.repository.clone(),
-            image: ReleaseImage { repository: docker_reference.clone(), digest: digest.clone() },
+            image: ReleaseImage {
+                repository: docker_reference.clone(),
+                digest: digest.clone(),
+            },
             created: now,
             environments: manifests.keys().cloned().collect(),
             run_id: run.id.clone(),
         };
-        let release_digest = airlock_sign::publish_release(&staging, &docker_reference, &release, &manifests, &self.key)
-            .await
-            .map_err(fail("signing the release"))?;
+        let release_digest = airlock_sign::publish_release(
+            &staging,
+            &docker_reference,
+            &release,
+            &manifests,
+            &self.key,
+        )
+        .await
+        .map_err(fail("signing the release"))?;
         let release_tag = airlock_sign::release_tag(sequence);
-        let detail = format!("image, 4 attestations and release {sequence} signed by {}", self.key.public_key().key_id());
+        let detail = format!(
+            "image, 4 attestations and release {sequence} signed by {}",
+            self.key.public_key().key_id()
+        );
         Ok((
             json!({ "release": { "sequence": sequence, "digest": release_digest.to_string(),
                                  "reference": format!("{docker_reference}:{release_tag}") } }),
@@ -427,18 +570,32 @@ impl Pipeline {
     }
 
     async fn publish(&self, run: &RunRecord) -> StepResult {
-        let staging = OciLayout::open(&self.run_dir(&run.id).join("staging")).map_err(fail("opening staging"))?;
-        let root = LayoutRoot::open_or_create(&self.config.boundary_dir()).map_err(fail("opening the boundary"))?;
-        let boundary = root.repo(&run.app).map_err(fail("opening the app's boundary repository"))?;
-        let tags = staging.list_tags().await.map_err(fail("listing staged tags"))?;
+        let staging = OciLayout::open(&self.run_dir(&run.id).join("staging"))
+            .map_err(fail("opening staging"))?;
+        let root = LayoutRoot::open_or_create(&self.config.boundary_dir())
+            .map_err(fail("opening the boundary"))?;
+        let boundary = root
+            .repo(&run.app)
+            .map_err(fail("opening the app's boundary repository"))?;
+        let tags = staging
+            .list_tags()
+            .await
+            .map_err(fail("listing staged tags"))?;
         // The agent looks only at release tags, so those go last: nobody sees a release before its parts.
-        let (releases, parts): (Vec<_>, Vec<_>) = tags.into_iter().partition(|t| t.starts_with("release-"));
+        let (releases, parts): (Vec<_>, Vec<_>) =
+            tags.into_iter().partition(|t| t.starts_with("release-"));
         for tag in parts.iter().chain(releases.iter()) {
             airlock_oci::copy_image(&staging, &boundary, tag, Some(tag))
                 .await
-                .map_err(|e| Stop::Failed(format!("publishing {tag} to {}: {e}", boundary.describe())))?;
+                .map_err(|e| {
+                    Stop::Failed(format!("publishing {tag} to {}: {e}", boundary.describe()))
+                })?;
         }
-        let detail = format!("{} tags to {}", parts.len() + releases.len(), boundary.describe());
+        let detail = format!(
+            "{} tags to {}",
+            parts.len() + releases.len(),
+            boundary.describe()
+        );
         Ok((json!({ "published_to": boundary.describe() }), Some(detail)))
     }
 }
@@ -463,8 +620,10 @@ fn write_json(path: &Path, value: &Value) -> Result<(), Stop> {
 }
 
 fn read_json(path: &Path) -> Result<Value, Stop> {
-    let text = std::fs::read(path).map_err(|e| Stop::Failed(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_slice(&text).map_err(|e| Stop::Failed(format!("parsing {}: {e}", path.display())))
+    let text = std::fs::read(path)
+        .map_err(|e| Stop::Failed(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| Stop::Failed(format!("parsing {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -20,11 +20,17 @@ pub struct RunningGate {
 
 /// Loads everything the pipeline needs; fails with the path of whatever is missing or invalid.
 pub async fn load_pipeline(config: GateConfig) -> anyhow::Result<Pipeline> {
-    let store = Store::connect(&config.database_url()).await.context("opening the gate's store")?;
+    let store = Store::connect(&config.database_url())
+        .await
+        .context("opening the gate's store")?;
     let key = airlock_sign::SigningKey::load(&config.key_path())
         .with_context(|| format!("loading the signing key {}", config.key_path().display()))?;
-    let policies = airlock_policy::PolicySet::load(&config.policy_dir())
-        .with_context(|| format!("loading gate policies from {}", config.policy_dir().display()))?;
+    let policies = airlock_policy::PolicySet::load(&config.policy_dir()).with_context(|| {
+        format!(
+            "loading gate policies from {}",
+            config.policy_dir().display()
+        )
+    })?;
     let today = time::OffsetDateTime::now_utc().date();
     let waivers = if config.waivers_path().exists() {
         airlock_policy::load_waivers(&config.waivers_path(), today)
@@ -32,7 +38,13 @@ pub async fn load_pipeline(config: GateConfig) -> anyhow::Result<Pipeline> {
     } else {
         Vec::new()
     };
-    Ok(Pipeline { config, store, key, policies, waivers })
+    Ok(Pipeline {
+        config,
+        store,
+        key,
+        policies,
+        waivers,
+    })
 }
 
 /// Binds the listener, starts the worker and the server.
@@ -44,9 +56,14 @@ pub async fn start(config: GateConfig) -> anyhow::Result<RunningGate> {
         pipeline.store.release_all_leases().await?;
     }
     let wake = Arc::new(Notify::new());
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    let app = router(AppState { pipeline: pipeline.clone(), wake: wake.clone() });
+    let app = router(AppState {
+        pipeline: pipeline.clone(),
+        wake: wake.clone(),
+    });
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -54,7 +71,12 @@ pub async fn start(config: GateConfig) -> anyhow::Result<RunningGate> {
     });
     let worker = tokio::spawn(run_worker(pipeline.clone(), wake));
     tracing::info!(%addr, "gate listening");
-    Ok(RunningGate { addr, pipeline, server, worker })
+    Ok(RunningGate {
+        addr,
+        pipeline,
+        server,
+        worker,
+    })
 }
 
 /// Takes runs off the durable queue one at a time, forever.

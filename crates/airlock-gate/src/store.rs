@@ -92,7 +92,9 @@ pub struct Store {
 
 /// The current time as RFC 3339 text, the one time format the store keeps.
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 fn now_unix() -> i64 {
@@ -108,13 +110,22 @@ impl Store {
             .max_connections(if sqlite { 1 } else { 8 })
             .connect(url)
             .await
-            .map_err(|source| StoreError::Connect { url: redact_url(url), source })?;
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
         if sqlite {
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA busy_timeout=5000").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA busy_timeout=5000")
+                .execute(&pool)
+                .await?;
             sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
         } else {
-            sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?;
         }
         Ok(Store { pool, sqlite })
     }
@@ -159,7 +170,11 @@ impl Store {
 
     /// Records a webhook delivery with its new run in one transaction; returns the existing run id if the delivery
     /// was seen before (and then stores nothing).
-    pub async fn insert_delivery_run(&self, delivery_id: &str, run: &NewRun) -> Result<Option<String>, StoreError> {
+    pub async fn insert_delivery_run(
+        &self,
+        delivery_id: &str,
+        run: &NewRun,
+    ) -> Result<Option<String>, StoreError> {
         if let Some(row) = sqlx::query("SELECT run_id FROM deliveries WHERE delivery_id = $1")
             .bind(delivery_id)
             .fetch_optional(&self.pool)
@@ -178,8 +193,12 @@ impl Store {
         .await?;
         if inserted.rows_affected() == 0 {
             // Another replica accepted the same delivery between our check and insert: drop our duplicate.
-            self.set_terminal(&run.id, RunState::Cancelled, Some(("intake", "duplicate webhook delivery")))
-                .await?;
+            self.set_terminal(
+                &run.id,
+                RunState::Cancelled,
+                Some(("intake", "duplicate webhook delivery")),
+            )
+            .await?;
             let row = sqlx::query("SELECT run_id FROM deliveries WHERE delivery_id = $1")
                 .bind(delivery_id)
                 .fetch_one(&self.pool)
@@ -190,7 +209,11 @@ impl Store {
     }
 
     /// Claims the oldest unfinished run whose lease is free, for `owner`, for `lease_secs`.
-    pub async fn claim_next(&self, owner: &str, lease_secs: i64) -> Result<Option<RunRecord>, StoreError> {
+    pub async fn claim_next(
+        &self,
+        owner: &str,
+        lease_secs: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
         let now = now_unix();
         let candidates = sqlx::query(
             "SELECT id FROM runs WHERE state NOT IN ('published', 'rejected', 'failed', 'cancelled') \
@@ -220,7 +243,9 @@ impl Store {
 
     /// Drops every lease: used at start of a single-node (SQLite) gate so runs cut off by a restart resume at once.
     pub async fn release_all_leases(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET lease_owner = NULL, lease_until = NULL").execute(&self.pool).await?;
+        sqlx::query("UPDATE runs SET lease_owner = NULL, lease_until = NULL")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -234,7 +259,12 @@ impl Store {
     }
 
     /// Moves a run to `state` (written before the step starts) and marks the step running.
-    pub async fn start_step(&self, id: &str, state: RunState, step: &str) -> Result<(), StoreError> {
+    pub async fn start_step(
+        &self,
+        id: &str,
+        state: RunState,
+        step: &str,
+    ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE runs SET state = $1, updated_at = $2 WHERE id = $3")
@@ -280,9 +310,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some(new) = outputs {
-            let row = sqlx::query("SELECT outputs FROM runs WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+            let row = sqlx::query("SELECT outputs FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
             let text: String = row.try_get(0)?;
-            let mut merged: Value = serde_json::from_str(&text).unwrap_or_else(|_| Value::Object(Default::default()));
+            let mut merged: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| Value::Object(Default::default()));
             if let (Some(m), Some(n)) = (merged.as_object_mut(), new.as_object()) {
                 for (k, v) in n {
                     m.insert(k.clone(), v.clone());
@@ -300,26 +334,43 @@ impl Store {
     }
 
     /// Sets what fetching learned about the run (app, team, commit, builder).
-    pub async fn set_identity(&self, id: &str, app: &str, team: &str, commit: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET app = $1, team = $2, commit_sha = $3, updated_at = $4 WHERE id = $5")
-            .bind(app)
-            .bind(team)
-            .bind(commit)
-            .bind(now_rfc3339())
+    pub async fn set_identity(
+        &self,
+        id: &str,
+        app: &str,
+        team: &str,
+        commit: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET app = $1, team = $2, commit_sha = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(app)
+        .bind(team)
+        .bind(commit)
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records which builder ran the build.
+    pub async fn set_builder(&self, id: &str, builder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET builder = $1 WHERE id = $2")
+            .bind(builder)
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Records which builder ran the build.
-    pub async fn set_builder(&self, id: &str, builder: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET builder = $1 WHERE id = $2").bind(builder).bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Ends a run in a terminal state, with the failing step and message for `failed` and `rejected`.
-    pub async fn set_terminal(&self, id: &str, state: RunState, error: Option<(&str, &str)>) -> Result<(), StoreError> {
+    pub async fn set_terminal(
+        &self,
+        id: &str,
+        state: RunState,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -333,10 +384,12 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE run_steps SET state = 'skipped' WHERE run_id = $1 AND state = 'pending'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE run_steps SET state = 'skipped' WHERE run_id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -353,7 +406,12 @@ impl Store {
             .execute(&self.pool)
             .await?;
         if run.state == RunState::Queued {
-            self.set_terminal(id, RunState::Cancelled, Some(("queued", "cancelled before it started"))).await?;
+            self.set_terminal(
+                id,
+                RunState::Cancelled,
+                Some(("queued", "cancelled before it started")),
+            )
+            .await?;
         }
         Ok(true)
     }
@@ -382,8 +440,10 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         let state_text: String = row.try_get("state")?;
-        let state = parse_enum::<RunState>(&state_text)
-            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: format!("unknown state {state_text:?}") })?;
+        let state = parse_enum::<RunState>(&state_text).ok_or_else(|| StoreError::Corrupt {
+            id: id.to_string(),
+            reason: format!("unknown state {state_text:?}"),
+        })?;
         let kind: String = row.try_get("source_kind")?;
         let outputs: String = row.try_get("outputs")?;
         Ok(RunRecord {
@@ -391,7 +451,11 @@ impl Store {
             app: row.try_get("app")?,
             team: row.try_get("team")?,
             state,
-            source_kind: if kind == "git" { SourceKind::Git } else { SourceKind::Tarball },
+            source_kind: if kind == "git" {
+                SourceKind::Git
+            } else {
+                SourceKind::Tarball
+            },
             source_ref: row.try_get("source_ref")?,
             repository: row.try_get("repository")?,
             commit: row.try_get("commit_sha")?,
@@ -400,8 +464,10 @@ impl Store {
             builder: row.try_get("builder")?,
             attempts: row.try_get("attempts")?,
             cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
-            outputs: serde_json::from_str(&outputs)
-                .map_err(|e| StoreError::Corrupt { id: id.to_string(), reason: format!("outputs: {e}") })?,
+            outputs: serde_json::from_str(&outputs).map_err(|e| StoreError::Corrupt {
+                id: id.to_string(),
+                reason: format!("outputs: {e}"),
+            })?,
             error_step: row.try_get("error_step")?,
             error_message: row.try_get("error_message")?,
             created_at: row.try_get("created_at")?,
@@ -429,7 +495,9 @@ impl Store {
                 state,
                 started_at: row.try_get("started_at")?,
                 finished_at: row.try_get("finished_at")?,
-                duration_ms: row.try_get::<Option<i64>, _>("duration_ms")?.map(|d| d as u64),
+                duration_ms: row
+                    .try_get::<Option<i64>, _>("duration_ms")?
+                    .map(|d| d as u64),
                 detail: row.try_get("detail")?,
             });
         }
@@ -437,7 +505,12 @@ impl Store {
     }
 
     /// Runs, newest first, optionally of one app and one team.
-    pub async fn list_runs(&self, app: Option<&str>, team: Option<&str>, limit: i64) -> Result<Vec<RunView>, StoreError> {
+    pub async fn list_runs(
+        &self,
+        app: Option<&str>,
+        team: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunView>, StoreError> {
         let rows = sqlx::query(
             "SELECT id FROM runs WHERE ($1 = '' OR app = $1) AND ($2 = '' OR team = $2 OR team = '') ORDER BY created_at DESC LIMIT $3",
         )
@@ -470,7 +543,9 @@ pub fn parse_enum<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
 fn view_of(run: RunRecord, steps: Vec<StepView>) -> RunView {
     let o = &run.outputs;
     fn parse<T: serde::de::DeserializeOwned>(o: &Value, key: &str) -> Option<T> {
-        o.get(key).cloned().and_then(|v| serde_json::from_value(v).ok())
+        o.get(key)
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
     }
     RunView {
         id: run.id,
@@ -487,7 +562,10 @@ fn view_of(run: RunRecord, steps: Vec<StepView>) -> RunView {
         steps,
         image: parse(o, "image"),
         release: parse(o, "release"),
-        findings: o.get("findings").and_then(|f| f.as_array().cloned()).unwrap_or_default(),
+        findings: o
+            .get("findings")
+            .and_then(|f| f.as_array().cloned())
+            .unwrap_or_default(),
         decision: o.get("decision").cloned(),
         error: match (run.error_step, run.error_message) {
             (Some(step), Some(message)) => Some(ErrorView { step, message }),
@@ -514,7 +592,10 @@ mod tests {
 
     #[test]
     fn redacts_password_in_database_url() {
-        assert_eq!(redact_url("postgres://gate:s3cret@db:5432/airlock"), "postgres://gate:***@db:5432/airlock");
+        assert_eq!(
+            redact_url("postgres://gate:s3cret@db:5432/airlock"),
+            "postgres://gate:***@db:5432/airlock"
+        );
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
     }
 }

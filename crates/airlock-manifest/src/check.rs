@@ -8,7 +8,8 @@ pub(crate) fn dns_label(field: &str, value: &str) -> Result<(), ManifestError> {
     let b = value.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-';
     if ok {
@@ -27,7 +28,8 @@ pub(crate) fn label_value(field: &str, value: &str) -> Result<(), ManifestError>
     let b = value.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric();
     if ok {
@@ -43,7 +45,10 @@ pub(crate) fn label_value(field: &str, value: &str) -> Result<(), ManifestError>
 
 /// Short printable text for an annotation (commit id, run id).
 pub(crate) fn annotation_text(field: &str, value: &str) -> Result<(), ManifestError> {
-    if value.is_empty() || value.len() > 256 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if value.is_empty()
+        || value.len() > 256
+        || value.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
         return Err(ManifestError::invalid(
             field,
             value.chars().take(80).collect::<String>(),
@@ -60,13 +65,19 @@ pub(crate) fn image_by_digest(field: &str, image: &str) -> Result<(), ManifestEr
         return Err(bad("is not an image reference"));
     }
     let Some((name, digest)) = image.split_once('@') else {
-        return Err(bad("is not pinned by digest (expected repo@sha256:<64 hex>)"));
+        return Err(bad(
+            "is not pinned by digest (expected repo@sha256:<64 hex>)",
+        ));
     };
-    let hex_ok = digest
-        .strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    let hex_ok = digest.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
     if name.is_empty() || !hex_ok {
-        return Err(bad("is not pinned by digest (expected repo@sha256:<64 hex>)"));
+        return Err(bad(
+            "is not pinned by digest (expected repo@sha256:<64 hex>)",
+        ));
     }
     Ok(())
 }
@@ -74,7 +85,9 @@ pub(crate) fn image_by_digest(field: &str, image: &str) -> Result<(), ManifestEr
 /// C identifier, as environment variable names must be.
 pub(crate) fn env_name(field: &str, name: &str) -> Result<(), ManifestError> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())

@@ -101,7 +101,10 @@ pub(crate) fn deployment(app: &AppDescriptor, input: &DeploymentInput<'_>) -> No
     container.push("readinessProbe", probe(app, PROBE_PERIOD, 3));
     container.push("livenessProbe", probe(app, 10, 3));
     container.push("securityContext", security_context_container());
-    container.push("volumeMounts", seq![map! { "name" => "tmp", "mountPath" => "/tmp" }]);
+    container.push(
+        "volumeMounts",
+        seq![map! { "name" => "tmp", "mountPath" => "/tmp" }],
+    );
 
     let pod_spec = map! {
         "serviceAccountName" => &meta.name,
@@ -131,7 +134,10 @@ pub(crate) fn deployment(app: &AppDescriptor, input: &DeploymentInput<'_>) -> No
             "rollingUpdate" => map! { "maxSurge" => 1i64, "maxUnavailable" => 0i64 },
         },
     );
-    spec.push("template", map! { "metadata" => meta.pod(), "spec" => pod_spec });
+    spec.push(
+        "template",
+        map! { "metadata" => meta.pod(), "spec" => pod_spec },
+    );
 
     map! {
         "apiVersion" => "apps/v1",

@@ -36,7 +36,11 @@ pub enum ManifestError {
 }
 
 impl ManifestError {
-    pub(crate) fn invalid(field: &str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        field: &str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         ManifestError::Invalid {
             field: field.to_string(),
             value: value.into(),

@@ -114,7 +114,13 @@ mod tests {
         let api = yaml.find("apiVersion").unwrap();
         assert!(kind < api, "{yaml}");
         assert!(yaml.contains("port: 80\n"), "{yaml}");
-        assert!(!yaml.contains("version: 7\n"), "a numeric string must stay a string: {yaml}");
-        assert!(!yaml.contains("on: yes\n"), "a YAML 1.1 bool word must be quoted: {yaml}");
+        assert!(
+            !yaml.contains("version: 7\n"),
+            "a numeric string must stay a string: {yaml}"
+        );
+        assert!(
+            !yaml.contains("on: yes\n"),
+            "a YAML 1.1 bool word must be quoted: {yaml}"
+        );
     }
 }

@@ -17,7 +17,8 @@ use crate::service;
 use crate::settings::{EnvironmentSettings, RenderMeta};
 
 /// First line of every rendered file.
-const HEADER: &str = "# Rendered by airlock from airlock.toml; edits are overwritten by the next release.\n";
+const HEADER: &str =
+    "# Rendered by airlock from airlock.toml; edits are overwritten by the next release.\n";
 
 /// The manifests of one app for one environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +48,20 @@ fn check_inputs(
     check::annotation_text("meta.run_id", &meta.run_id)?;
     check::image_by_digest("meta.image", &meta.image)?;
     if app.run.port == 0 {
-        return Err(ManifestError::invalid("run.port", "0", "is not a TCP port (1 to 65535)"));
+        return Err(ManifestError::invalid(
+            "run.port",
+            "0",
+            "is not a TCP port (1 to 65535)",
+        ));
     }
     if let Some(health) = &app.run.health
         && !health.starts_with('/')
     {
-        return Err(ManifestError::invalid("run.health", health, "must start with '/'"));
+        return Err(ManifestError::invalid(
+            "run.health",
+            health,
+            "must start with '/'",
+        ));
     }
     for name in app.deploy.env.keys() {
         check::env_name(&format!("deploy.env.{name}"), name)?;
@@ -85,7 +94,11 @@ fn meta_for(app: &AppDescriptor, env: &EnvironmentSettings, meta: &RenderMeta) -
     let name = app.app.name.clone();
     let instance = {
         let candidate = format!("{name}-{}", env.name);
-        if candidate.len() <= 63 { candidate } else { name.clone() }
+        if candidate.len() <= 63 {
+            candidate
+        } else {
+            name.clone()
+        }
     };
     let selector = vec![
         ("app.kubernetes.io/name".to_string(), name.clone()),
@@ -93,15 +106,24 @@ fn meta_for(app: &AppDescriptor, env: &EnvironmentSettings, meta: &RenderMeta) -
     ];
     let mut labels = selector.clone();
     labels.extend([
-        ("app.kubernetes.io/version".to_string(), meta.release_sequence.to_string()),
+        (
+            "app.kubernetes.io/version".to_string(),
+            meta.release_sequence.to_string(),
+        ),
         ("app.kubernetes.io/part-of".to_string(), meta.team.clone()),
-        ("app.kubernetes.io/managed-by".to_string(), "airlock".to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "airlock".to_string(),
+        ),
         (TEAM_LABEL.to_string(), meta.team.clone()),
     ]);
     let annotations = vec![
         (COMMIT_ANNOTATION.to_string(), meta.commit.clone()),
         (RUN_ANNOTATION.to_string(), meta.run_id.clone()),
-        (RELEASE_ANNOTATION.to_string(), meta.release_sequence.to_string()),
+        (
+            RELEASE_ANNOTATION.to_string(),
+            meta.release_sequence.to_string(),
+        ),
     ];
     Meta {
         name,
@@ -160,7 +182,10 @@ pub fn render(
         ),
     ];
     if many_pods {
-        objects.push(("poddisruptionbudget.yaml", scaling::pod_disruption_budget(&labels)));
+        objects.push((
+            "poddisruptionbudget.yaml",
+            scaling::pod_disruption_budget(&labels),
+        ));
     }
     if let Some(a) = &autoscale {
         objects.push((

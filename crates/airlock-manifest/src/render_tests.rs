@@ -69,7 +69,12 @@ fn renders_core_files_and_kustomization_listing_them() {
         ]
     );
     let k = yaml(&out, "kustomization.yaml");
-    let listed: Vec<&str> = k["resources"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let listed: Vec<&str> = k["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     for name in names.iter().filter(|n| **n != "kustomization.yaml") {
         assert!(listed.contains(name), "{name} not in kustomization");
     }
@@ -87,7 +92,10 @@ fn deployment_uses_rewritten_image_by_digest() {
     let out = render(&app(APP), &env(), &meta()).unwrap();
     let d = yaml(&out, "deployment.yaml");
     let c = &d["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(c["image"], format!("mirror.prod/shop/hello@sha256:{}", "0f".repeat(32)));
+    assert_eq!(
+        c["image"],
+        format!("mirror.prod/shop/hello@sha256:{}", "0f".repeat(32))
+    );
     assert_eq!(c["imagePullPolicy"], "IfNotPresent");
 }
 
@@ -100,8 +108,14 @@ fn deployment_is_hardened() {
     assert_eq!(pod["serviceAccountName"], "hello");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["fsGroup"], 65532);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
-    assert_eq!(pod["topologySpreadConstraints"][0]["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
     assert_eq!(pod["volumes"][0]["name"], "tmp");
     let c = &pod["containers"][0];
     let sc = &c["securityContext"];
@@ -118,7 +132,10 @@ fn deployment_is_hardened() {
     assert_eq!(c["resources"]["limits"]["cpu"], "2");
     assert_eq!(c["command"][0], "/app/hello");
     assert_eq!(c["env"][0]["name"], "GREETING");
-    assert_eq!(c["env"][0]["value"], "yes", "a YAML 1.1 boolean word must stay a string");
+    assert_eq!(
+        c["env"][0]["value"], "yes",
+        "a YAML 1.1 boolean word must stay a string"
+    );
     assert_eq!(d["spec"]["replicas"], 3);
 }
 
@@ -133,19 +150,28 @@ fn labels_and_annotations_record_the_release() {
     assert_eq!(l["app.kubernetes.io/managed-by"], "airlock");
     assert_eq!(l["airlock.dev/team"], "shop");
     let a = &d["metadata"]["annotations"];
-    assert_eq!(a["airlock.dev/commit"], "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    assert_eq!(
+        a["airlock.dev/commit"],
+        "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    );
     assert_eq!(a["airlock.dev/run"], "01J0RUN");
     assert_eq!(a["airlock.dev/release"], "12");
     assert_eq!(d["metadata"]["namespace"], "shop-prod");
     let selector = &d["spec"]["selector"]["matchLabels"];
-    assert!(selector.get("app.kubernetes.io/version").is_none(), "selectors must not change between releases");
+    assert!(
+        selector.get("app.kubernetes.io/version").is_none(),
+        "selectors must not change between releases"
+    );
 }
 
 #[test]
 fn network_policy_admits_only_ingress_namespace_on_app_port() {
     let out = render(&app(APP), &env(), &meta()).unwrap();
     let n = yaml(&out, "networkpolicy.yaml");
-    assert_eq!(n["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    assert_eq!(
+        n["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
     let rule = &n["spec"]["ingress"][0];
     assert_eq!(
         rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
@@ -167,8 +193,15 @@ fn omits_pdb_for_single_replica_and_renders_hpa_for_autoscale() {
     let h = yaml(&out, "horizontalpodautoscaler.yaml");
     assert_eq!(h["spec"]["minReplicas"], 2);
     assert_eq!(h["spec"]["maxReplicas"], 6);
-    assert_eq!(h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 75);
-    assert!(yaml(&out, "deployment.yaml")["spec"].get("replicas").is_none());
+    assert_eq!(
+        h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        75
+    );
+    assert!(
+        yaml(&out, "deployment.yaml")["spec"]
+            .get("replicas")
+            .is_none()
+    );
     assert!(out.files["kustomization.yaml"].contains("horizontalpodautoscaler.yaml"));
 }
 
@@ -196,14 +229,22 @@ fn rejects_image_not_pinned_by_digest() {
     let mut m = meta();
     m.image = "gate.local:5000/shop/hello:latest".into();
     let e = render(&app(APP), &env(), &m).unwrap_err().to_string();
-    assert!(e.starts_with("meta.image \"gate.local:5000/shop/hello:latest\" is not pinned by digest"), "{e}");
+    assert!(
+        e.starts_with("meta.image \"gate.local:5000/shop/hello:latest\" is not pinned by digest"),
+        "{e}"
+    );
 }
 
 #[test]
 fn rejects_request_above_environment_ceiling() {
     let text = APP.replace("memory = \"128Mi\"", "memory = \"4Gi\"");
-    let e = render(&app(&text), &env(), &meta()).unwrap_err().to_string();
-    assert_eq!(e, "deploy.resources.memory \"4Gi\" is above the ceiling of environment \"prod\" (1Gi)");
+    let e = render(&app(&text), &env(), &meta())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "deploy.resources.memory \"4Gi\" is above the ceiling of environment \"prod\" (1Gi)"
+    );
 }
 
 #[test]
@@ -211,11 +252,17 @@ fn rejects_invalid_values_in_hand_built_descriptor() {
     let mut a = app(APP);
     a.app.name = "Hello_World".into();
     let e = render(&a, &env(), &meta()).unwrap_err().to_string();
-    assert!(e.starts_with("app.name \"Hello_World\" is not a DNS-1123 label"), "{e}");
+    assert!(
+        e.starts_with("app.name \"Hello_World\" is not a DNS-1123 label"),
+        "{e}"
+    );
     let mut a = app(APP);
     a.deploy.env.insert("BAD-NAME".into(), "x".into());
     let e = render(&a, &env(), &meta()).unwrap_err().to_string();
-    assert!(e.starts_with("deploy.env.BAD-NAME \"BAD-NAME\" is not a valid environment variable name"), "{e}");
+    assert!(
+        e.starts_with("deploy.env.BAD-NAME \"BAD-NAME\" is not a valid environment variable name"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -223,7 +270,10 @@ fn rejects_default_namespace() {
     let mut env = env();
     env.namespace = "default".into();
     let e = render(&app(APP), &env, &meta()).unwrap_err().to_string();
-    assert!(e.starts_with("environment.namespace \"default\" is not allowed"), "{e}");
+    assert!(
+        e.starts_with("environment.namespace \"default\" is not allowed"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -234,10 +284,15 @@ fn environment_settings_deserialise_from_gate_config() {
         "default_resources": { "cpu": "100m" }
     }"#;
     let env: EnvironmentSettings = serde_json::from_str(text).unwrap();
-    assert_eq!(env.registry_rewrite, Some(("gate:5000/".into(), "mirror/".into())));
+    assert_eq!(
+        env.registry_rewrite,
+        Some(("gate:5000/".into(), "mirror/".into()))
+    );
     assert_eq!(env.default_resources.cpu.as_deref(), Some("100m"));
     assert_eq!(env.replicas, None);
     let typo = text.replace("max_cpu_millis", "max_cpu");
-    let e = serde_json::from_str::<EnvironmentSettings>(&typo).unwrap_err().to_string();
+    let e = serde_json::from_str::<EnvironmentSettings>(&typo)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown field `max_cpu`"), "{e}");
 }

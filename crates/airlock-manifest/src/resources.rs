@@ -69,11 +69,19 @@ fn pick(
         ),
         (None, None) => return Ok(None),
     };
-    let value = kind
-        .parse(&text)
-        .map_err(|e| ManifestError::invalid(&field, &text, format!("is not a valid quantity: {}", e.reason)))?;
+    let value = kind.parse(&text).map_err(|e| {
+        ManifestError::invalid(
+            &field,
+            &text,
+            format!("is not a valid quantity: {}", e.reason),
+        )
+    })?;
     if value == 0 {
-        return Err(ManifestError::invalid(&field, &text, "must be more than zero"));
+        return Err(ManifestError::invalid(
+            &field,
+            &text,
+            "must be more than zero",
+        ));
     }
     Ok(Some(Sourced { field, text, value }))
 }
@@ -106,16 +114,17 @@ fn resolve_one(
         });
     }
     let limit_key = format!("{key}_limit");
-    let (limit_text, limit_value, limit_field) = match pick(kind, &limit_key, app.1, defaults.1, &env.name)? {
-        Some(l) => (l.text, l.value, l.field),
-        None => {
-            let v = match kind {
-                Kind::Memory => request.value,
-                Kind::Cpu => ceiling.unwrap_or(request.value.max(1000)),
-            };
-            (kind.format(v), v, format!("default {limit_key}"))
-        }
-    };
+    let (limit_text, limit_value, limit_field) =
+        match pick(kind, &limit_key, app.1, defaults.1, &env.name)? {
+            Some(l) => (l.text, l.value, l.field),
+            None => {
+                let v = match kind {
+                    Kind::Memory => request.value,
+                    Kind::Cpu => ceiling.unwrap_or(request.value.max(1000)),
+                };
+                (kind.format(v), v, format!("default {limit_key}"))
+            }
+        };
     let (limit_text, limit_value) = match ceiling {
         Some(c) if limit_value > c => (kind.format(c), c),
         _ => (limit_text, limit_value),
@@ -131,7 +140,10 @@ fn resolve_one(
 }
 
 /// Resolves the container's requests and limits for `env`.
-pub(crate) fn resolve(app: &Resources, env: &EnvironmentSettings) -> Result<Resolved, ManifestError> {
+pub(crate) fn resolve(
+    app: &Resources,
+    env: &EnvironmentSettings,
+) -> Result<Resolved, ManifestError> {
     let d = &env.default_resources;
     let (cpu, cpu_limit) = resolve_one(
         Kind::Cpu,
@@ -219,15 +231,25 @@ mod tests {
             ..Resources::default()
         };
         let e = resolve(&app, &env()).unwrap_err().to_string();
-        assert!(e.starts_with("deploy.resources.memory_limit \"64Mi\" is below the request"), "{e}");
+        assert!(
+            e.starts_with("deploy.resources.memory_limit \"64Mi\" is below the request"),
+            "{e}"
+        );
     }
 
     #[test]
     fn rejects_bad_environment_default() {
         let mut env = env();
         env.default_resources.cpu = Some("lots".into());
-        let e = resolve(&Resources::default(), &env).unwrap_err().to_string();
-        assert!(e.starts_with("environments.prod.default_resources.cpu \"lots\" is not a valid quantity"), "{e}");
+        let e = resolve(&Resources::default(), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "environments.prod.default_resources.cpu \"lots\" is not a valid quantity"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -236,7 +258,10 @@ mod tests {
         env.default_resources = Resources::default();
         env.max_cpu_millis = None;
         let r = resolve(&Resources::default(), &env).unwrap();
-        assert_eq!((r.cpu.as_str(), r.memory.as_str()), (FALLBACK_CPU, FALLBACK_MEMORY));
+        assert_eq!(
+            (r.cpu.as_str(), r.memory.as_str()),
+            (FALLBACK_CPU, FALLBACK_MEMORY)
+        );
         assert_eq!(r.cpu_limit, "1");
     }
 }

@@ -12,12 +12,14 @@ use std::process::Command;
 use airlock_descriptor::{AppDescriptor, Resources};
 use airlock_manifest::{EnvironmentSettings, RenderMeta, RenderedEnvironment, render};
 
-/// Checkov checks that fail by design; keep in sync with the crate docs.
-const ACCEPTED_CHECKOV_FAILURES: &[&str] = &["CKV_K8S_15"];
+/// Checkov checks allowed to fail by design (none today); keep in sync with the crate docs.
+const ACCEPTED_CHECKOV_FAILURES: &[&str] = &[];
 
 fn venv(var: &str, default: &str, tool: &str, install: &str) -> PathBuf {
     let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
         home.join(".cache/airlock").join(default)
     });
     let bin = dir.join("bin").join(tool);
@@ -89,7 +91,12 @@ fn write_out(out: &RenderedEnvironment, dir: &Path) {
 
 #[test]
 fn kubernetes_validate_accepts_every_file_for_1_29_and_1_33() {
-    let tool = venv("AIRLOCK_PY_VENV", "venv", "kubernetes-validate", "kubernetes-validate");
+    let tool = venv(
+        "AIRLOCK_PY_VENV",
+        "venv",
+        "kubernetes-validate",
+        "kubernetes-validate",
+    );
     let out = rendered();
     assert!(out.files.contains_key("horizontalpodautoscaler.yaml"));
     assert!(out.files.contains_key("poddisruptionbudget.yaml"));
@@ -117,32 +124,64 @@ fn checkov_reports_no_failures_beyond_the_documented_ones() {
     let tool = venv("AIRLOCK_CHECKOV_VENV", "checkov-venv", "checkov", "checkov");
     let out = rendered();
     // checkov skips directories whose name starts with '.', as tempdir()'s do.
-    let dir = tempfile::Builder::new().prefix("airlock-manifest-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-manifest-")
+        .tempdir()
+        .unwrap();
     write_out(&out, dir.path());
     let result = Command::new(&tool)
         .arg("-d")
         .arg(dir.path())
-        .args(["--framework", "kubernetes", "--compact", "--quiet", "-o", "json", "--skip-download"])
+        .args([
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--quiet",
+            "-o",
+            "json",
+            "--skip-download",
+        ])
         .env("BC_SKIP_MAPPING", "TRUE")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&result.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("checkov output is not JSON ({e}):\n{stdout}\n{}", String::from_utf8_lossy(&result.stderr)));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov output is not JSON ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        )
+    });
     let passed = report["summary"]["passed"].as_u64().unwrap_or(0);
-    assert!(passed > 50, "checkov ran too few checks ({passed}): {report}");
+    assert!(
+        passed > 50,
+        "checkov ran too few checks ({passed}): {report}"
+    );
     let failed: Vec<String> = report["results"]["failed_checks"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|c| format!("{} {} ({})", c["check_id"].as_str().unwrap_or("?"), c["check_name"].as_str().unwrap_or("?"), c["resource"].as_str().unwrap_or("?")))
+                .map(|c| {
+                    format!(
+                        "{} {} ({})",
+                        c["check_id"].as_str().unwrap_or("?"),
+                        c["check_name"].as_str().unwrap_or("?"),
+                        c["resource"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
     let unexpected: Vec<&String> = failed
         .iter()
-        .filter(|f| !ACCEPTED_CHECKOV_FAILURES.iter().any(|id| f.starts_with(&format!("{id} "))))
+        .filter(|f| {
+            !ACCEPTED_CHECKOV_FAILURES
+                .iter()
+                .any(|id| f.starts_with(&format!("{id} ")))
+        })
         .collect();
     eprintln!("checkov: {passed} passed, failed: {failed:#?}");
-    assert!(unexpected.is_empty(), "unexpected checkov failures: {unexpected:#?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected checkov failures: {unexpected:#?}"
+    );
 }

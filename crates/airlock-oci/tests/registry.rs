@@ -25,6 +25,10 @@ impl Drop for Registry {
 }
 
 fn start_registry() -> Option<Registry> {
+    start_registry_with("")
+}
+
+fn start_registry_with(extra_config: &str) -> Option<Registry> {
     if Command::new("docker-registry")
         .arg("--version")
         .output()
@@ -44,7 +48,7 @@ fn start_registry() -> Option<Registry> {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n",
+            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n{extra_config}",
             dir.path().join("data").display()
         ),
     )
@@ -252,4 +256,60 @@ async fn reads_and_copies_a_docker_schema2_image_pushed_by_skopeo() {
         read_image(&back, "v1").await.unwrap().media_type,
         airlock_oci::media_type::DOCKER_MANIFEST
     );
+}
+
+#[tokio::test]
+async fn basic_auth_is_used_and_the_password_never_shows_in_errors() {
+    let auth_dir = tempfile::tempdir().unwrap();
+    let htpasswd = auth_dir.path().join("htpasswd");
+    let made = Command::new("htpasswd")
+        .args(["-Bbc", htpasswd.to_str().unwrap(), "gate", "s3cret-pw"])
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: htpasswd (apache2-utils) is not installed");
+        return;
+    }
+    let extra = format!(
+        "auth: {{ htpasswd: {{ realm: airlock-test, path: {} }} }}\n",
+        htpasswd.display()
+    );
+    let Some(registry) = start_registry_with(&extra) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(&dir.path().join("src")).unwrap();
+    let digest = sample_image(&layout, "v1").await;
+
+    let anonymous =
+        RegistryStore::new(&registry.host, "app", RegistryAuth::Anonymous, true).unwrap();
+    assert!(matches!(
+        copy_image(&layout, &anonymous, "v1", Some("v1")).await,
+        Err(Error::Registry { .. })
+    ));
+    let wrong = RegistryStore::new(
+        &registry.host,
+        "app",
+        RegistryAuth::Basic("gate".into(), "wrong-pw".into()),
+        true,
+    )
+    .unwrap();
+    let err = copy_image(&layout, &wrong, "v1", Some("v1"))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("wrong-pw"), "{err}");
+    assert!(!format!("{wrong:?}").contains("wrong-pw"));
+
+    let good = RegistryStore::new(
+        &registry.host,
+        "app",
+        RegistryAuth::Basic("gate".into(), "s3cret-pw".into()),
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        copy_image(&layout, &good, "v1", Some("v1")).await.unwrap(),
+        digest
+    );
+    assert_eq!(good.list_tags().await.unwrap(), vec!["v1".to_string()]);
+    assert_eq!(read_image(&good, "v1").await.unwrap().digest, digest);
 }

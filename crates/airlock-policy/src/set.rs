@@ -146,6 +146,18 @@ impl PolicySet {
                 name: String::new(),
                 message: e.to_string(),
             })?;
+        // regorus resolves function names only when a call is evaluated. Evaluating
+        // every rule once over an empty input reaches each call (undefined arguments
+        // do not short-circuit the lookup), so a misspelt function fails the load
+        // rather than the first real run; the error's span names the source.
+        let mut probe = engine.clone();
+        probe.set_input(regorus::Value::new_object());
+        probe
+            .eval_modules(false)
+            .map_err(|e| PolicyError::Compile {
+                name: String::new(),
+                message: e.to_string(),
+            })?;
         let digest = digest_of(compiled.iter().map(|(s, _)| s));
         Ok(PolicySet {
             sources: compiled,
