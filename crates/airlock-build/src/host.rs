@@ -21,12 +21,12 @@ pub(crate) fn build_env(
     for_host: bool,
 ) -> Vec<(String, String)> {
     let mut env = Vec::new();
-    let path = if for_host {
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string())
-    } else {
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
-    };
-    env.push(("PATH".to_string(), path));
+    // In a container the builder image's own PATH applies: it knows where its tools are.
+    if for_host {
+        let path =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
+        env.push(("PATH".to_string(), path));
+    }
     env.push(("HOME".to_string(), home.display().to_string()));
     env.push(("LANG".to_string(), "C.UTF-8".to_string()));
     env.push(("SOURCE_DATE_EPOCH".to_string(), commit_time.to_string()));

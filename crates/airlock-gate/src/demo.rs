@@ -53,6 +53,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         token,
         generated_key,
         config_path,
+        builder,
     } = init_data_dir(&data_dir, Some(&vulndb))
         .await
         .context("stage setup")?;
@@ -66,6 +67,14 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
             vulndb.display()
         ),
     );
+    match &builder {
+        Ok(image) if image.created => println!(
+            "  made builder image {} from this machine's Rust toolchain",
+            image.name
+        ),
+        Ok(_) => {}
+        Err(reason) => println!("  ! no Docker builder: {reason}; the host builder will build"),
+    }
     if generated_key {
         println!(
             "  ! generated a development signing key at {}; production brings its own",

@@ -13,6 +13,8 @@ pub struct Initialized {
     /// The demo team's token in clear text: shown once, stored only as a hash.
     pub token: String,
     pub generated_key: bool,
+    /// The builder image of stack `rust-static`, or why there is none (builds then use the host builder).
+    pub builder: Result<airlock_build::ToolchainImage, String>,
 }
 
 /// Where the shared OSV exports live in a checkout (`../shared/vulndb` beside the repository).
@@ -88,6 +90,14 @@ pub async fn init_data_dir(
         }
     }
 
+    let builder = toolchain_builder().await;
+    let builder_line = match &builder {
+        Ok(image) => format!("builder_image = {:?}", image.name),
+        Err(reason) => {
+            format!("# No builder image ({reason}), so builds of this stack use the host builder.")
+        }
+    };
+
     let token = auth::generate_token();
     let config_path = data_dir.join("gate.toml");
     let text = format!(
@@ -110,7 +120,8 @@ dir = {vulndb:?}
 
 [[stacks]]
 name = "rust-static"
-# No builder image is loaded into a Docker Engine here, so builds of this stack use the host builder.
+# Made from this machine's Rust toolchain when a Docker Engine answers.
+{builder_line}
 run_image = "static"
 run_image_digest = "{base_digest}"
 timeout_secs = 600
@@ -147,5 +158,17 @@ token_hashes = ["{hash}"]
         config_path,
         token,
         generated_key,
+        builder,
     })
+}
+
+/// The Docker builder image of the embedded `rust-static` stack: made from this machine's Rust toolchain when
+/// a Docker Engine answers; otherwise the reason, and builds use the host builder.
+async fn toolchain_builder() -> Result<airlock_build::ToolchainImage, String> {
+    let docker = airlock_build::connect_docker()
+        .await
+        .map_err(|e| e.to_string())?;
+    airlock_build::ensure_toolchain_image(&docker)
+        .await
+        .map_err(|e| format!("cannot make the toolchain builder image: {e}"))
 }

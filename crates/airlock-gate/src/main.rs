@@ -112,6 +112,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { data_dir, vulndb } => {
             let done = init::init_data_dir(&data_dir, vulndb.as_deref()).await?;
             println!("config     {}", done.config_path.display());
+            match &done.builder {
+                Ok(image) => println!("builder    {} (stack rust-static)", image.name),
+                Err(reason) => println!("builder    host ({reason})"),
+            }
             println!(
                 "token      {}   (team demo; shown once, only its hash is stored)",
                 done.token
