@@ -6,6 +6,11 @@
 # Findings without a fixed version are not reported here: nothing to act on yet.
 package airlock.gate
 
+# The rule a finding with a fix falls under, by severity (low findings are not reported).
+vuln_deny_rule := {"critical": "vuln.fixable-critical", "high": "vuln.fixable-high"}
+
+vuln_warn_rule := {"medium": "vuln.fixable-medium", "unknown": "vuln.unknown-severity"}
+
 # Advisory ids and aliases of a finding, id first.
 advisory_ids(f) := array.concat([f.id], object.get(f, "aliases", []))
 
@@ -14,52 +19,45 @@ has_fix(f) if {
 	f.fixed != ""
 }
 
-vuln_entry(rule, f) := {
-	"rule": rule,
-	# concat, not sprintf: rego-cpp (the cross-check engine) quotes a concat result inside sprintf.
-	"message": concat("", [
-		f.package, " ", f.installed, " has ", concat(", ", advisory_ids(f)),
-		" (", f.severity, " severity), fixed in ", f.fixed,
-	]),
-	"evidence": {
+# The entry for finding `f` under `rule`. It is inlined in deny and warn below rather than
+# called: with 2,000 findings a function call per finding costs more than building the entry
+# (bench/policy.sh keeps the evaluation under 50 ms).
+deny contains entry if {
+	some f in input.findings
+	rule := vuln_deny_rule[f.severity]
+	is_string(f.fixed)
+	f.fixed != ""
+	ids := array.concat([f.id], object.get(f, "aliases", []))
+	entry := {
+		"rule": rule,
+		# concat, not sprintf: rego-cpp (the cross-check engine) quotes a concat result inside sprintf.
+		"message": concat("", [
+			f.package, " ", f.installed, " has ", concat(", ", ids),
+			" (", f.severity, " severity), fixed in ", f.fixed,
+		]),
+		# The finding as the scanner reported it: ids, package, ecosystem, versions, severity, layer.
+		"evidence": f,
+		"fix": concat("", ["upgrade ", f.package, " to ", f.fixed, " or later"]),
+		"advisories": ids,
 		"package": f.package,
-		"ecosystem": object.get(f, "ecosystem", ""),
-		"installed": f.installed,
-		"fixed": f.fixed,
-		"severity": f.severity,
-		"advisories": advisory_ids(f),
-		"summary": object.get(f, "summary", ""),
-		"layer": object.get(f, "layer", ""),
-	},
-	"fix": sprintf("upgrade %s to %s or later", [f.package, f.fixed]),
-	"advisories": advisory_ids(f),
-	"package": f.package,
-}
-
-deny contains entry if {
-	some f in input.findings
-	f.severity == "critical"
-	has_fix(f)
-	entry := vuln_entry("vuln.fixable-critical", f)
-}
-
-deny contains entry if {
-	some f in input.findings
-	f.severity == "high"
-	has_fix(f)
-	entry := vuln_entry("vuln.fixable-high", f)
+	}
 }
 
 warn contains entry if {
 	some f in input.findings
-	f.severity == "medium"
-	has_fix(f)
-	entry := vuln_entry("vuln.fixable-medium", f)
-}
-
-warn contains entry if {
-	some f in input.findings
-	f.severity == "unknown"
-	has_fix(f)
-	entry := vuln_entry("vuln.unknown-severity", f)
+	rule := vuln_warn_rule[f.severity]
+	is_string(f.fixed)
+	f.fixed != ""
+	ids := array.concat([f.id], object.get(f, "aliases", []))
+	entry := {
+		"rule": rule,
+		"message": concat("", [
+			f.package, " ", f.installed, " has ", concat(", ", ids),
+			" (", f.severity, " severity), fixed in ", f.fixed,
+		]),
+		"evidence": f,
+		"fix": concat("", ["upgrade ", f.package, " to ", f.fixed, " or later"]),
+		"advisories": ids,
+		"package": f.package,
+	}
 }

@@ -20,14 +20,14 @@ async fn published(dir: &Path) -> PathBuf {
 
 fn sync_config(dir: &Path, boundary: &Path, target: &Path) -> SyncConfig {
     let key = PublicKey::load(&dir.join("keys/airlock.pub")).expect("public key");
-    SyncConfig {
-        source: SourceSpec::Layout(boundary.to_path_buf()),
-        reference_prefix: "airlock.local".into(),
-        trust: TrustSet::new(vec![key]),
-        env: "staging".into(),
-        target: TargetSpec::Directory(target.to_path_buf()),
-        admission: Some(repo_root().join("policies/admission")),
-    }
+    let mut cfg = SyncConfig::new(
+        SourceSpec::Layout(boundary.to_path_buf()),
+        TrustSet::new(vec![key]),
+        "staging",
+        TargetSpec::Directory(target.to_path_buf()),
+    );
+    cfg.admission = Some(repo_root().join("policies/admission"));
+    cfg
 }
 
 async fn release_manifest(boundary: &Path) -> (OciLayout, airlock_oci::FetchedManifest) {

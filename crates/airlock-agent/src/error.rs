@@ -47,4 +47,66 @@ pub enum AgentError {
         "environment {0:?} is not valid: expected 1-63 characters of [a-z0-9-], not starting with '-'"
     )]
     BadEnvironment(String),
+    /// An OCI archive could not be unpacked (or holds something the agent refuses to unpack).
+    #[error("cannot read the archive {file}: {reason}")]
+    Archive {
+        /// The archive file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A registry source was given without the apps to poll.
+    #[error(
+        "the registry source {source_spec} needs the apps to poll: give --app NAME (repeatable) or `apps` in the config"
+    )]
+    NoApps {
+        /// The source as given.
+        source_spec: String,
+    },
+    /// The agent's evidence key could not be loaded.
+    #[error("cannot load the evidence signing key {path}: {source}")]
+    EvidenceKey {
+        /// The key file.
+        path: PathBuf,
+        /// What the signing crate reported.
+        source: airlock_sign::SignError,
+    },
+    /// An environment needs promotion evidence but no evidence store or trusted evidence key is configured.
+    #[error(
+        "environment {env} comes after {after}: configure [evidence] with a store and trust_keys to verify its soak"
+    )]
+    NoEvidenceStore {
+        /// This environment.
+        env: String,
+        /// The earlier environment.
+        after: String,
+    },
+    /// An explicit rollback could not be done.
+    #[error("cannot roll {app} back to release {sequence}: {reason}")]
+    Rollback {
+        /// The app.
+        app: String,
+        /// The release asked for.
+        sequence: u64,
+        /// Why not.
+        reason: String,
+    },
+    /// The config file is unreadable or invalid.
+    #[error("config {path}: {reason}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// The revocation list is present but cannot be trusted: nothing is applied until it can.
+    #[error(
+        "cannot trust the revocation list of {source_spec}: {reason}; nothing is applied until it verifies"
+    )]
+    Revocations {
+        /// The source.
+        source_spec: String,
+        /// Why.
+        reason: String,
+    },
 }

@@ -1,15 +1,19 @@
 //! `airlock-agent`: pull signed releases across the boundary, verify and admit
 //! them, and apply them to the target.
 //!
-//! Exit codes of `sync`: 0 nothing refused, 1 a release was refused, 2 an
-//! error stopped the sync (or the command line was wrong).
+//! Exit codes of `sync`, `import` and `rollback`: 0 everything admitted was applied, 1 a release was
+//! refused, 2 an error stopped it (source unreachable, target unwritable, or a wrong command line).
 
+use airlock_agent::config::{RunConfig, credentials_from_env};
+use airlock_agent::server::{Health, Shared, router, run_loop};
 use airlock_agent::{
-    DirectoryTarget, SourceSpec, SyncConfig, SyncReport, TargetSpec, load_trust, sync_once,
+    Agent, Metrics, SourceOptions, SourceSpec, SyncConfig, SyncReport, Target, TargetSpec,
+    import_archive, load_trust,
 };
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const EXIT_OK: u8 = 0;
@@ -20,8 +24,55 @@ const EXIT_ERROR: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "airlock-agent", version, about, long_about = None)]
 struct Cli {
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Source, trust and target, as flags.
+#[derive(Debug, Args)]
+struct Flags {
+    /// Where releases come from: oci:DIR, oci-archive:FILE or docker://HOST[:PORT]/PREFIX.
+    #[arg(long)]
+    source: SourceSpec,
+    /// An app to poll (repeatable; required for a registry source, otherwise a filter).
+    #[arg(long = "app")]
+    apps: Vec<String>,
+    /// Talk plain HTTP to the registry (local test registries only).
+    #[arg(long)]
+    insecure_registry: bool,
+    /// A trusted public key (PEM) of the gate; repeat for key rotation.
+    #[arg(long = "trust-key", required = true)]
+    trust_keys: Vec<PathBuf>,
+    /// The environment this agent deploys, e.g. staging.
+    #[arg(long)]
+    env: String,
+    /// Where admitted releases go: directory:DIR or git:REPO[#PATH].
+    #[arg(long)]
+    target: TargetSpec,
+    /// Directory of admission policies (Rego, package airlock.admission).
+    #[arg(long)]
+    admission: Option<PathBuf>,
+    /// Docker-reference prefix the gate signs for.
+    #[arg(long, default_value = airlock_agent::sync::DEFAULT_REFERENCE_PREFIX)]
+    reference_prefix: String,
+}
+
+impl Flags {
+    fn config(self) -> Result<SyncConfig, airlock_agent::AgentError> {
+        let trust = load_trust(&self.trust_keys)?;
+        let mut cfg = SyncConfig::new(self.source, trust, &self.env, self.target);
+        cfg.admission = self.admission;
+        cfg.reference_prefix = self.reference_prefix;
+        cfg.source_options = SourceOptions {
+            apps: self.apps,
+            insecure: self.insecure_registry,
+            credentials: credentials_from_env(),
+        };
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,28 +85,40 @@ enum Command {
         /// Seconds between passes when not --once.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         interval: u64,
-        /// Where releases come from: oci:DIR.
-        #[arg(long)]
-        source: SourceSpec,
-        /// A trusted public key (PEM) of the gate; repeat for key rotation.
-        #[arg(long = "trust-key", required = true)]
-        trust_keys: Vec<PathBuf>,
-        /// The environment this agent deploys, e.g. staging.
-        #[arg(long)]
-        env: String,
-        /// Where admitted releases go: directory:DIR.
-        #[arg(long)]
-        target: TargetSpec,
-        /// Directory of admission policies (Rego, package airlock.admission).
-        #[arg(long)]
-        admission: Option<PathBuf>,
-        /// Docker-reference prefix the gate signs for.
-        #[arg(long, default_value = airlock_agent::sync::DEFAULT_REFERENCE_PREFIX)]
-        reference_prefix: String,
+        #[command(flatten)]
+        flags: Flags,
     },
-    /// List what the target runs: app, environment, sequence, since when.
+    /// Run the reconcile loop of a config file, serving /healthz and /metrics.
+    Run {
+        /// The config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Copy an OCI archive (tar or tar.gz of an OCI layout) into an import folder read by `--source oci:DIR`.
+    Import {
+        /// The archive.
+        file: PathBuf,
+        /// The import folder (an OCI layout root).
+        #[arg(long)]
+        into: PathBuf,
+    },
+    /// Apply an older release on purpose; recorded in the target, and releases up to the one rolled back
+    /// from stay out afterwards.
+    Rollback {
+        /// The app.
+        app: String,
+        /// The release sequence to go back to.
+        #[arg(long = "to")]
+        sequence: u64,
+        /// Why (recorded).
+        #[arg(long, default_value = "manual rollback")]
+        reason: String,
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// List what the target runs: app, environment, release, since, last sync, last error.
     Status {
-        /// The target: directory:DIR.
+        /// The target: directory:DIR or git:REPO[#PATH].
         #[arg(long)]
         target: TargetSpec,
     },
@@ -74,12 +137,21 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let default_level = if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -90,50 +162,32 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    ExitCode::from(runtime.block_on(run(cli)))
+    ExitCode::from(runtime.block_on(run(cli.command)))
 }
 
-async fn run(cli: Cli) -> u8 {
-    match cli.command {
+async fn run(command: Command) -> u8 {
+    match command {
         Command::Sync {
             once,
             interval,
-            source,
-            trust_keys,
-            env,
-            target,
-            admission,
-            reference_prefix,
+            flags,
         } => {
-            let trust = match load_trust(&trust_keys) {
-                Ok(trust) => trust,
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    return EXIT_ERROR;
-                }
+            let cfg = match flags.config() {
+                Ok(cfg) => cfg,
+                Err(err) => return fail(err),
             };
-            let cfg = SyncConfig {
-                source,
-                reference_prefix,
-                trust,
-                env,
-                target,
-                admission,
+            let env = cfg.env.clone();
+            let mut agent = match Agent::new(cfg, Arc::new(Metrics::default())) {
+                Ok(a) => a,
+                Err(err) => return fail(err),
             };
             loop {
-                let code = match sync_once(&cfg).await {
+                let code = match agent.sync().await {
                     Ok(report) => {
-                        print_report(&cfg.env, &report);
-                        if report.refused.is_empty() {
-                            EXIT_OK
-                        } else {
-                            EXIT_REFUSED
-                        }
+                        print_report(&env, &report);
+                        report.exit_code()
                     }
-                    Err(err) => {
-                        eprintln!("error: {err}");
-                        EXIT_ERROR
-                    }
+                    Err(err) => fail(err),
                 };
                 if once {
                     return code;
@@ -141,63 +195,238 @@ async fn run(cli: Cli) -> u8 {
                 tokio::time::sleep(Duration::from_secs(interval)).await;
             }
         }
-        Command::Status { target } => {
-            let TargetSpec::Directory(dir) = target;
-            match DirectoryTarget::new(&dir).list() {
-                Ok(list) if list.is_empty() => {
-                    println!("nothing applied in {}", dir.display());
-                    EXIT_OK
-                }
-                Ok(list) => {
-                    let app_width = list
-                        .iter()
-                        .map(|(_, r)| r.app.len())
-                        .max()
-                        .unwrap_or(3)
-                        .max(3);
-                    let env_width = list.iter().map(|(e, _)| e.len()).max().unwrap_or(3).max(3);
-                    println!(
-                        "{:<app_width$}  {:<env_width$}  {:>8}  {:<20}  IMAGE",
-                        "APP", "ENV", "SEQUENCE", "SINCE"
-                    );
-                    for (env, record) in list {
-                        println!(
-                            "{:<app_width$}  {:<env_width$}  {:>8}  {:<20}  {}",
-                            record.app,
-                            env,
-                            record.sequence,
-                            record.applied_at,
-                            record.image_digest
-                        );
+        Command::Run { config } => {
+            let config = match RunConfig::load(&config) {
+                Ok(c) => c,
+                Err(err) => return fail(err),
+            };
+            let shared = Shared {
+                metrics: Arc::new(Metrics::default()),
+                health: Arc::new(Mutex::new(Health::default())),
+            };
+            if let Some(addr) = config.listen {
+                let listener = match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => l,
+                    Err(err) => {
+                        eprintln!("error: cannot listen on {addr}: {err}");
+                        return EXIT_ERROR;
                     }
-                    EXIT_OK
-                }
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    EXIT_ERROR
-                }
+                };
+                let app = router(shared.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = axum::serve(listener, app).await {
+                        tracing::error!(error = %err, "the metrics server stopped");
+                    }
+                });
+                tracing::info!(%addr, "serving /healthz and /metrics");
+            }
+            let result = run_loop(&config, shared, None, |env, result| match result {
+                Ok(report) => print_report(env, report),
+                Err(err) => tracing::error!(env, error = %err, "sync failed"),
+            })
+            .await;
+            match result {
+                Ok(()) => EXIT_OK,
+                Err(err) => fail(err),
             }
         }
+        Command::Import { file, into } => match import_archive(&file, &into).await {
+            Ok(apps) => {
+                println!(
+                    "imported {} into {} ({})",
+                    file.display(),
+                    into.display(),
+                    if apps.is_empty() {
+                        "no apps".to_string()
+                    } else {
+                        apps.join(", ")
+                    }
+                );
+                EXIT_OK
+            }
+            Err(err) => fail(err),
+        },
+        Command::Rollback {
+            app,
+            sequence,
+            reason,
+            flags,
+        } => {
+            let cfg = match flags.config() {
+                Ok(cfg) => cfg,
+                Err(err) => return fail(err),
+            };
+            let env = cfg.env.clone();
+            let mut agent = match Agent::new(cfg, Arc::new(Metrics::default())) {
+                Ok(a) => a,
+                Err(err) => return fail(err),
+            };
+            match agent.rollback(&app, sequence, &reason).await {
+                Ok(applied) => {
+                    println!(
+                        "rolled back {app} in {env} to release {} (image {}) at {}",
+                        applied.sequence,
+                        applied.image_digest,
+                        applied.path.display()
+                    );
+                    EXIT_OK
+                }
+                Err(err @ airlock_agent::AgentError::Rollback { .. }) => {
+                    eprintln!("refused: {err}");
+                    EXIT_REFUSED
+                }
+                Err(err) => fail(err),
+            }
+        }
+        Command::Status { target } => status(&Target::open(&target), &target),
     }
+}
+
+fn fail(err: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {err}");
+    EXIT_ERROR
+}
+
+fn status(target: &Target, spec: &TargetSpec) -> u8 {
+    let list = match target.list() {
+        Ok(list) => list,
+        Err(err) => return fail(err),
+    };
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut envs_with_rows = std::collections::BTreeSet::new();
+    for (env, record) in &list {
+        let st = target.read_status(env);
+        let app_st = st.apps.get(&record.app).cloned().unwrap_or_default();
+        let mut release = record.sequence.to_string();
+        if let Some(rb) = &record.rollback {
+            release.push_str(&format!(" (rolled back from {})", rb.from));
+        }
+        let note = app_st
+            .last_error
+            .or(app_st.waiting.map(|w| format!("waiting: {w}")))
+            .or(st.last_error.clone())
+            .unwrap_or_else(|| "-".into());
+        rows.push([
+            record.app.clone(),
+            env.clone(),
+            release,
+            record.applied_at.clone(),
+            st.last_sync.clone().unwrap_or_else(|| "-".into()),
+            note,
+        ]);
+        envs_with_rows.insert(env.clone());
+    }
+    // Apps refused or failing before anything was applied still show up.
+    for env in target.status_envs() {
+        let st = target.read_status(&env);
+        for (app, app_st) in &st.apps {
+            if list.iter().any(|(e, r)| e == &env && &r.app == app) {
+                continue;
+            }
+            let note = app_st
+                .last_error
+                .clone()
+                .or(app_st.waiting.clone().map(|w| format!("waiting: {w}")));
+            if let Some(note) = note {
+                rows.push([
+                    app.clone(),
+                    env.clone(),
+                    "-".into(),
+                    "-".into(),
+                    st.last_sync.clone().unwrap_or_default(),
+                    note,
+                ]);
+            }
+        }
+        if let (Some(err), false) = (&st.last_error, envs_with_rows.contains(&env)) {
+            rows.push([
+                "-".into(),
+                env.clone(),
+                "-".into(),
+                "-".into(),
+                st.last_sync.clone().unwrap_or_default(),
+                err.clone(),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        println!("nothing applied in {spec}");
+        return EXIT_OK;
+    }
+    let header = ["APP", "ENV", "RELEASE", "SINCE", "LAST SYNC", "LAST ERROR"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()).take(5) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        )
+    };
+    println!("{}", line(header));
+    for row in &rows {
+        println!(
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])
+        );
+    }
+    EXIT_OK
 }
 
 fn print_report(env: &str, report: &SyncReport) {
     for a in &report.applied {
         println!(
-            "applied   {} release {} to {env} (image {}) at {}",
+            "applied   {} release {} to {env} (image {}) at {}{}",
             a.app,
             a.sequence,
             a.image_digest,
-            a.path.display()
+            a.path.display(),
+            a.commit
+                .as_ref()
+                .map(|c| format!(" (commit {c})"))
+                .unwrap_or_default()
+        );
+    }
+    for c in &report.corrected {
+        println!(
+            "corrected {} release {} in {env}: drift {}",
+            c.app, c.sequence, c.drift
         );
     }
     for app in &report.unchanged {
         println!("unchanged {app}: its newest release is already applied to {env}");
     }
+    for w in &report.waiting {
+        println!(
+            "waiting   {} release {} for {env}: {}",
+            w.app, w.sequence, w.reason
+        );
+    }
     for r in &report.refused {
         println!("refused   {} ({}): {}", r.app, r.reference, r.reason);
     }
-    if report.applied.is_empty() && report.unchanged.is_empty() && report.refused.is_empty() {
+    for f in &report.failed {
+        println!("failed    {} in {env}: {}", f.app, f.error);
+    }
+    if report.applied.is_empty()
+        && report.unchanged.is_empty()
+        && report.refused.is_empty()
+        && report.failed.is_empty()
+        && report.waiting.is_empty()
+    {
         println!("no releases found");
     }
 }

@@ -1,16 +1,37 @@
-//! One reconciliation pass: for every app in the source, verify its newest
-//! release and apply it to the target if it is new, trusted and admitted.
+//! Reconciliation: for every app of the source, make the target run its newest admitted release.
+//!
+//! One [`Agent::sync`] pass per environment: list the app's tags (one request for a registry when nothing
+//! changed), and when the newest `release-*` tag is newer than what the target runs, verify it (or take
+//! the verdict from the cache by release digest), check it is for this app and this environment, ask the
+//! admission policy, wait for the promotion soak when the environment comes after another, and apply it.
+//! A release the target already runs is compared with the target (drift) and rewritten when it differs.
+//! Anything that fails a check is refused with the reason and nothing is written for it; the target keeps
+//! what it ran.
 
 use crate::admission::{ADMISSION_PACKAGE, admission_input, refusal_reason};
+use crate::deploy::{AppStatus, EnvStatus, Target};
 use crate::error::AgentError;
+use crate::evidence::{
+    EvidenceCheck, EvidenceConfig, HealthClaim, check_evidence, evidence_store, has_evidence,
+    publish_evidence,
+};
+use crate::metrics::{Counter, Metrics};
+use crate::source::{Source, SourceOptions};
 use crate::spec::{SourceSpec, TargetSpec};
-use crate::target::{DirectoryTarget, ReleaseRecord, validate_env};
-use airlock_oci::{LayoutRoot, Store};
+use crate::target::{ReleaseRecord, RollbackNote, validate_env};
+use airlock_oci::{Digest, Store};
 use airlock_policy::PolicySet;
 use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1};
 use airlock_sign::release::RELEASE_TAG_PREFIX;
-use airlock_sign::{PublicKey, TrustSet, release_tag, verify_release};
-use std::path::{Path, PathBuf};
+use airlock_sign::revocation::VerifiedRevocations;
+use airlock_sign::{
+    PublicKey, REVOCATIONS_REPOSITORY, SignError, TrustSet, VerifiedRelease, read_revocations,
+    release_tag, verify_release,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -20,7 +41,16 @@ pub const DEFAULT_REFERENCE_PREFIX: &str = "airlock.local";
 /// Attestations every release's image must carry, verified.
 pub const REQUIRED_PREDICATES: [&str; 3] = [SLSA_PROVENANCE_V1, CYCLONEDX, POLICY_DECISION];
 
-/// What one sync pass reads, trusts and writes.
+/// An environment that takes a release only after it was healthy in an earlier one for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The earlier environment.
+    pub after: String,
+    /// How long the release must have been healthy there.
+    pub soak: Duration,
+}
+
+/// What one environment's sync reads, trusts and writes.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
     /// Where releases come from.
@@ -35,10 +65,16 @@ pub struct SyncConfig {
     pub target: TargetSpec,
     /// Directory of admission policies (`policies/admission`); `None` skips admission.
     pub admission: Option<PathBuf>,
+    /// Apps to poll (required for a registry), plain HTTP and credentials.
+    pub source_options: SourceOptions,
+    /// Promotion gate of this environment, if it comes after another.
+    pub promotion: Option<Promotion>,
+    /// Where health evidence is published and verified.
+    pub evidence: Option<EvidenceConfig>,
 }
 
 impl SyncConfig {
-    /// A config with the default reference prefix and no admission policies.
+    /// A config with the default reference prefix, no admission policies, no promotion.
     pub fn new(source: SourceSpec, trust: TrustSet, env: &str, target: TargetSpec) -> Self {
         SyncConfig {
             source,
@@ -47,6 +83,9 @@ impl SyncConfig {
             env: env.to_string(),
             target,
             admission: None,
+            source_options: SourceOptions::default(),
+            promotion: None,
+            evidence: None,
         }
     }
 }
@@ -62,8 +101,10 @@ pub struct Applied {
     pub release_digest: String,
     /// Image digest the release deploys.
     pub image_digest: String,
-    /// Where its manifests are (`DIR/<env>/<app>`).
+    /// Where its manifests are (`DIR/<env>/<app>`, or the app's directory in the git work tree).
     pub path: PathBuf,
+    /// The commit made, for the git target.
+    pub commit: Option<String>,
 }
 
 /// A release the agent would not apply, and why.
@@ -75,6 +116,39 @@ pub struct Refusal {
     pub reference: String,
     /// Why it was refused, as a sentence.
     pub reason: String,
+    /// The reason as one word for metrics (`unsigned`, `untrusted-key`, `rollback`, `admission`, …).
+    pub kind: &'static str,
+}
+
+/// An app whose sync could not finish (source unreachable, target unwritable): retried next cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// App name.
+    pub app: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// A verified, admitted release held back by the promotion soak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// App name.
+    pub app: String,
+    /// Its sequence.
+    pub sequence: u64,
+    /// Why it waits.
+    pub reason: String,
+}
+
+/// A drift found in the target and corrected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correction {
+    /// App name.
+    pub app: String,
+    /// The release rewritten.
+    pub sequence: u64,
+    /// What differed.
+    pub drift: String,
 }
 
 /// What one pass did.
@@ -86,6 +160,25 @@ pub struct SyncReport {
     pub unchanged: Vec<String>,
     /// Releases refused.
     pub refused: Vec<Refusal>,
+    /// Apps that could not be synced this time.
+    pub failed: Vec<Failure>,
+    /// Releases waiting for their promotion soak.
+    pub waiting: Vec<Waiting>,
+    /// Drift corrected.
+    pub corrected: Vec<Correction>,
+}
+
+impl SyncReport {
+    /// 0 when everything admitted was applied, 1 when a release was refused, 2 when an app failed.
+    pub fn exit_code(&self) -> u8 {
+        if !self.failed.is_empty() {
+            2
+        } else if !self.refused.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
 }
 
 /// Loads the public keys in `paths` into a trust set; at least one is required.
@@ -112,57 +205,44 @@ fn parse_release_tag(tag: &str) -> Option<u64> {
     (release_tag(sequence) == tag).then_some(sequence)
 }
 
-/// Runs one pass over every app of the source; see the crate docs for the checks.
+/// Runs one pass over every app of the source with a fresh agent (no cache); see [`Agent`].
 pub async fn sync_once(cfg: &SyncConfig) -> Result<SyncReport, AgentError> {
-    if validate_env(&cfg.env).is_err() {
-        return Err(AgentError::BadEnvironment(cfg.env.clone()));
-    }
-    if cfg.trust.keys.is_empty() {
-        return Err(AgentError::NoTrustedKey);
-    }
-    let policies = match &cfg.admission {
-        Some(dir) => Some(PolicySet::load(dir).map_err(|source| AgentError::Policy {
-            path: dir.clone(),
-            source: Box::new(source),
-        })?),
-        None => None,
-    };
-    let SourceSpec::Layout(source_dir) = &cfg.source;
-    let root = open_source(source_dir, &cfg.source)?;
-    let TargetSpec::Directory(target_dir) = &cfg.target;
-    let target = DirectoryTarget::new(target_dir);
-
-    let repositories = root.repositories().map_err(|source| AgentError::Source {
-        source_spec: cfg.source.to_string(),
-        source,
-    })?;
-    let mut report = SyncReport::default();
-    for app in repositories {
-        let step = sync_app(cfg, &root, &target, policies.as_ref(), &app).await?;
-        match step {
-            AppOutcome::NoRelease => {}
-            AppOutcome::Unchanged => report.unchanged.push(app),
-            AppOutcome::Applied(applied) => report.applied.push(applied),
-            AppOutcome::Refused(refusal) => {
-                tracing::warn!(app = %refusal.app, reference = %refusal.reference, reason = %refusal.reason, "release refused");
-                report.refused.push(refusal);
-            }
-        }
-    }
-    Ok(report)
+    let mut agent = Agent::new(cfg.clone(), Arc::new(Metrics::default()))?;
+    agent.sync().await
 }
 
-fn open_source(dir: &Path, spec: &SourceSpec) -> Result<LayoutRoot, AgentError> {
-    // Do not create a missing source: a typo must not look like "no releases".
-    if !dir.is_dir() {
-        return Err(AgentError::SourceMissing {
-            source_spec: spec.to_string(),
-        });
+/// Whether a verification error is the source's fault for now (retry) rather than the release's.
+fn is_transient(err: &SignError) -> bool {
+    matches!(
+        err,
+        SignError::Oci(airlock_oci::Error::Registry { .. } | airlock_oci::Error::Io { .. })
+    )
+}
+
+/// The metrics word for a verification error.
+fn refusal_kind(err: &SignError) -> &'static str {
+    match err {
+        SignError::Unsigned { .. } => "unsigned",
+        SignError::UntrustedKey { .. } => "untrusted-key",
+        SignError::BadSignature { .. }
+        | SignError::PayloadDigestMismatch { .. }
+        | SignError::ReferenceMismatch { .. } => "bad-signature",
+        SignError::ReleaseImageMismatch { .. } | SignError::AttestationSubjectMismatch { .. } => {
+            "attestation-mismatch"
+        }
+        SignError::AttestationMissing { .. } => "attestation-missing",
+        SignError::SequenceNotNewer { .. } => "rollback",
+        SignError::Oci(
+            airlock_oci::Error::DigestMismatch { .. } | airlock_oci::Error::SizeMismatch { .. },
+        ) => "tampered",
+        _ => "invalid",
     }
-    LayoutRoot::open_or_create(dir).map_err(|source| AgentError::Source {
-        source_spec: spec.to_string(),
-        source,
-    })
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 enum AppOutcome {
@@ -170,125 +250,825 @@ enum AppOutcome {
     Unchanged,
     Applied(Applied),
     Refused(Refusal),
+    Failed(String),
+    Waiting(Waiting),
 }
 
-async fn sync_app(
-    cfg: &SyncConfig,
-    root: &LayoutRoot,
-    target: &DirectoryTarget,
-    policies: Option<&PolicySet>,
-    app: &str,
-) -> Result<AppOutcome, AgentError> {
-    let docker_reference = format!("{}/{app}", cfg.reference_prefix);
-    let refuse = |reference: &str, reason: String| {
-        Ok(AppOutcome::Refused(Refusal {
-            app: app.to_string(),
-            reference: reference.to_string(),
+/// A long-lived agent for one environment: the source stays open, verified releases are cached by
+/// digest, and refusals are counted once per release in the metrics.
+pub struct Agent {
+    cfg: SyncConfig,
+    source: Option<Source>,
+    target: Target,
+    policies: Option<PolicySet>,
+    // Keyed by (app, digest): the same bytes verified for one repository prove nothing for another.
+    verified: HashMap<(String, Digest), Arc<VerifiedRelease>>,
+    rejected: HashMap<(String, Digest), (String, &'static str)>,
+    seen: HashSet<(String, Digest)>,
+    counted_refusals: HashSet<(String, String)>,
+    evidence_done: HashSet<(String, u64)>,
+    revocations: Option<VerifiedRevocations>,
+    revocations_seen: Option<u64>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("env", &self.cfg.env)
+            .field("source", &self.cfg.source.to_string())
+            .field("target", &self.cfg.target.to_string())
+            .field("cached", &self.verified.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Checks the config and loads the admission policies; the source is opened on the first sync.
+    pub fn new(cfg: SyncConfig, metrics: Arc<Metrics>) -> Result<Agent, AgentError> {
+        if validate_env(&cfg.env).is_err() {
+            return Err(AgentError::BadEnvironment(cfg.env.clone()));
+        }
+        if cfg.trust.keys.is_empty() {
+            return Err(AgentError::NoTrustedKey);
+        }
+        if let Some(p) = &cfg.promotion
+            && cfg
+                .evidence
+                .as_ref()
+                .is_none_or(|e| e.trust.keys.is_empty())
+        {
+            return Err(AgentError::NoEvidenceStore {
+                env: cfg.env.clone(),
+                after: p.after.clone(),
+            });
+        }
+        let policies = match &cfg.admission {
+            Some(dir) => Some(PolicySet::load(dir).map_err(|source| AgentError::Policy {
+                path: dir.clone(),
+                source: Box::new(source),
+            })?),
+            None => None,
+        };
+        Ok(Agent {
+            target: Target::open(&cfg.target),
+            cfg,
+            source: None,
+            policies,
+            verified: HashMap::new(),
+            rejected: HashMap::new(),
+            seen: HashSet::new(),
+            counted_refusals: HashSet::new(),
+            evidence_done: HashSet::new(),
+            revocations: None,
+            revocations_seen: None,
+            metrics,
+        })
+    }
+
+    /// The environment this agent deploys.
+    pub fn env(&self) -> &str {
+        &self.cfg.env
+    }
+
+    /// The target it writes.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// One pass over every app, with the status written to the target afterwards.
+    pub async fn sync(&mut self) -> Result<SyncReport, AgentError> {
+        let started = Instant::now();
+        let result = self.sync_inner().await;
+        let env = self.cfg.env.clone();
+        let mut status = self.target.read_status(&env);
+        status.last_sync = Some(now_rfc3339());
+        match &result {
+            Ok(report) => {
+                status.last_error = None;
+                self.note_status(&mut status, report);
+                status.revocations_sequence = self.revocations_seen;
+            }
+            Err(err) => {
+                status.last_error = Some(err.to_string());
+                self.metrics.inc(&env, Counter::Error);
+            }
+        }
+        if let Err(err) = self.target.write_status(&env, &status) {
+            tracing::warn!(env, error = %err, "cannot write the agent status");
+        }
+        let waiting = result.as_ref().map(|r| r.waiting.len() as u64).unwrap_or(0);
+        let now = OffsetDateTime::now_utc().unix_timestamp() as f64;
+        self.metrics
+            .sync_done(&env, started.elapsed().as_secs_f64(), now, waiting);
+        result
+    }
+
+    fn note_status(&self, status: &mut EnvStatus, report: &SyncReport) {
+        let entry = |status: &mut EnvStatus, app: &str| -> AppStatus {
+            status.apps.remove(app).unwrap_or_default()
+        };
+        for a in &report.applied {
+            let mut s = entry(status, &a.app);
+            s.last_error = None;
+            s.waiting = None;
+            status.apps.insert(a.app.clone(), s);
+        }
+        for app in &report.unchanged {
+            let mut s = entry(status, app);
+            s.waiting = None;
+            status.apps.insert(app.clone(), s);
+        }
+        for r in &report.refused {
+            let mut s = entry(status, &r.app);
+            s.last_error = Some(format!("refused {}: {}", r.reference, r.reason));
+            status.apps.insert(r.app.clone(), s);
+        }
+        for f in &report.failed {
+            let mut s = entry(status, &f.app);
+            s.last_error = Some(f.error.clone());
+            status.apps.insert(f.app.clone(), s);
+        }
+        for w in &report.waiting {
+            let mut s = entry(status, &w.app);
+            s.waiting = Some(format!("release {}: {}", w.sequence, w.reason));
+            status.apps.insert(w.app.clone(), s);
+        }
+        for c in &report.corrected {
+            let mut s = entry(status, &c.app);
+            s.drift_corrections += 1;
+            status.apps.insert(c.app.clone(), s);
+        }
+    }
+
+    async fn sync_inner(&mut self) -> Result<SyncReport, AgentError> {
+        if self.source.is_none() {
+            self.source = Some(Source::open(&self.cfg.source, &self.cfg.source_options).await?);
+        }
+        self.load_revocations().await?;
+        let apps = match &self.source {
+            Some(source) => source.apps()?,
+            None => Vec::new(),
+        };
+        let mut report = SyncReport::default();
+        for app in apps {
+            let outcome = self.sync_app(&app, &mut report).await;
+            match outcome {
+                AppOutcome::NoRelease => {}
+                AppOutcome::Unchanged => report.unchanged.push(app),
+                AppOutcome::Applied(applied) => {
+                    self.metrics.inc(&self.cfg.env, Counter::Applied);
+                    report.applied.push(applied);
+                }
+                AppOutcome::Refused(refusal) => {
+                    tracing::warn!(env = %self.cfg.env, app = %refusal.app, reference = %refusal.reference, reason = %refusal.reason, "release refused");
+                    if self
+                        .counted_refusals
+                        .insert((refusal.reference.clone(), refusal.reason.clone()))
+                    {
+                        self.metrics.refused(&self.cfg.env, refusal.kind);
+                    }
+                    report.refused.push(refusal);
+                }
+                AppOutcome::Failed(error) => {
+                    tracing::warn!(env = %self.cfg.env, app, error, "sync of app failed");
+                    self.metrics.inc(&self.cfg.env, Counter::Error);
+                    report.failed.push(Failure { app, error });
+                }
+                AppOutcome::Waiting(waiting) => {
+                    tracing::info!(env = %self.cfg.env, app, sequence = waiting.sequence, reason = %waiting.reason, "release waiting");
+                    report.waiting.push(waiting);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads the signed revocation list (one request when it did not change) and keeps it. A list that is
+    /// present but does not verify, or is older than one seen before (also across restarts, through the
+    /// status in the target), stops the sync: applying without knowing what is revoked is not safe.
+    async fn load_revocations(&mut self) -> Result<(), AgentError> {
+        if self.revocations_seen.is_none() {
+            self.revocations_seen = self.target.read_status(&self.cfg.env).revocations_sequence;
+        }
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        let fail = |reason: String| AgentError::Revocations {
+            source_spec: self.cfg.source.to_string(),
             reason,
-        }))
-    };
-    let store = match root.repo(app) {
-        Ok(store) => store,
-        Err(e) => {
-            return refuse(
-                &docker_reference,
-                format!("cannot open its repository: {e}"),
-            );
+        };
+        let store = match source.revocation_store() {
+            Ok(Some(store)) => store,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let reference = self.docker_reference(REVOCATIONS_REPOSITORY);
+        match read_revocations(
+            store.as_ref(),
+            &reference,
+            &self.cfg.trust,
+            self.revocations_seen,
+        )
+        .await
+        {
+            Ok(Some(list)) => {
+                if self.revocations.as_ref().map(|r| &r.digest) != Some(&list.digest) {
+                    tracing::info!(env = %self.cfg.env, sequence = list.list.sequence, revoked = list.list.revoked.len(), "revocation list verified");
+                }
+                self.revocations_seen = Some(list.list.sequence);
+                self.revocations = Some(list);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            // Unreachable is not untrusted: say so, and try again next cycle.
+            Err(SignError::Oci(
+                e @ (airlock_oci::Error::Registry { .. } | airlock_oci::Error::Io { .. }),
+            )) => Err(AgentError::Source {
+                source_spec: self.cfg.source.to_string(),
+                source: e,
+            }),
+            Err(e) => Err(fail(e.to_string())),
         }
-    };
-    let tags = match store.list_tags().await {
-        Ok(tags) => tags,
-        Err(e) => return refuse(&docker_reference, format!("cannot list its tags: {e}")),
-    };
-    let Some(newest) = tags.iter().filter_map(|t| parse_release_tag(t)).max() else {
-        tracing::debug!(app, "no release tags");
-        return Ok(AppOutcome::NoRelease);
-    };
-    let tag = release_tag(newest);
-    let reference = format!("{docker_reference}:{tag}");
-
-    let deployed = target.deployed(&cfg.env, app)?;
-    let deployed_sequence = deployed.as_ref().map(|d| d.sequence);
-    match deployed_sequence {
-        Some(current) if current == newest => return Ok(AppOutcome::Unchanged),
-        Some(current) if current > newest => {
-            return refuse(
-                &reference,
-                format!(
-                    "its newest release {newest} is older than the deployed release {current}: rollback refused (anti-rollback)"
-                ),
-            );
-        }
-        _ => {}
     }
 
-    let verified = match verify_release(
-        &store,
-        &docker_reference,
-        &tag,
-        &cfg.trust,
-        deployed_sequence,
-        &REQUIRED_PREDICATES,
-    )
-    .await
-    {
-        Ok(verified) => verified,
-        Err(e) => return refuse(&reference, format!("verification failed: {e}")),
-    };
-    let config = &verified.config;
-    if config.app != app {
-        return refuse(
-            &reference,
-            format!(
-                "the release is for app {:?} but was found in repository {app:?}",
-                config.app
-            ),
-        );
+    /// The revocation naming the release or its image, if any.
+    fn revoked(&self, release_digest: &str, image_digest: &str) -> Option<String> {
+        let list = &self.revocations.as_ref()?.list;
+        list.revoked
+            .iter()
+            .find(|r| r.digest.as_str() == release_digest || r.digest.as_str() == image_digest)
+            .map(|r| format!("{} was revoked at {}: {}", r.digest, r.revoked_at, r.reason))
     }
-    let Some(files) = verified.manifests.get(&cfg.env) else {
-        return refuse(
-            &reference,
-            format!(
-                "release {} does not list environment {} (it lists {})",
-                config.sequence,
-                cfg.env,
-                config.environments.join(", ")
+
+    /// Moves an app off a revoked release to the newest release that verifies, is admitted and is not
+    /// revoked (older or newer; no soak: a revocation is an emergency). Refused when there is none, so
+    /// the app stays flagged in status and metrics.
+    async fn replace_revoked(
+        &mut self,
+        store: &dyn Store,
+        app: &str,
+        tags: &[String],
+        current: &ReleaseRecord,
+        why: String,
+    ) -> AppOutcome {
+        let env = self.cfg.env.clone();
+        let mut sequences: Vec<u64> = tags.iter().filter_map(|t| parse_release_tag(t)).collect();
+        sequences.sort_unstable_by(|a, b| b.cmp(a));
+        for sequence in sequences {
+            if sequence == current.sequence {
+                continue;
+            }
+            let Ok(verified) = self.verify(store, app, &release_tag(sequence)).await else {
+                continue;
+            };
+            let config = &verified.config;
+            if config.app != app
+                || self
+                    .revoked(verified.digest.as_str(), config.image.digest.as_str())
+                    .is_some()
+                || self.admit(&verified).is_err()
+            {
+                continue;
+            }
+            let Some(files) = verified.manifests.get(&env) else {
+                continue;
+            };
+            let record = ReleaseRecord {
+                app: app.to_string(),
+                sequence,
+                release_digest: verified.digest.to_string(),
+                image_digest: config.image.digest.to_string(),
+                applied_at: now_rfc3339(),
+                signed_by: verified.signed_by.as_str().to_string(),
+                commit: config.commit.clone(),
+                source: config.source.clone(),
+                files: ReleaseRecord::hash_files(files),
+                floor: current.anti_rollback_floor().max(sequence),
+                rollback: (sequence < current.sequence).then(|| RollbackNote {
+                    from: current.sequence,
+                    at: now_rfc3339(),
+                    reason: format!("release {} revoked: {why}", current.sequence),
+                }),
+            };
+            return match self.target.apply(&env, &record, files) {
+                Ok(commit) => {
+                    tracing::warn!(
+                        env,
+                        app,
+                        from = current.sequence,
+                        to = sequence,
+                        why,
+                        "moved off a revoked release"
+                    );
+                    AppOutcome::Applied(Applied {
+                        app: app.to_string(),
+                        sequence,
+                        release_digest: record.release_digest,
+                        image_digest: record.image_digest,
+                        path: self.target.app_path(&env, app),
+                        commit,
+                    })
+                }
+                Err(e) => AppOutcome::Failed(e.to_string()),
+            };
+        }
+        AppOutcome::Refused(Refusal {
+            app: app.to_string(),
+            reference: format!(
+                "{}:{}",
+                self.docker_reference(app),
+                release_tag(current.sequence)
             ),
-        );
-    };
-    if let Some(policies) = policies {
-        let input = admission_input(&verified, &cfg.env);
-        match policies.evaluate(ADMISSION_PACKAGE, &input, &[], OffsetDateTime::now_utc()) {
-            Ok(decision) if decision.allowed => {}
-            Ok(decision) => return refuse(&reference, refusal_reason(&decision)),
+            reason: format!(
+                "the running release {} is revoked ({why}) and no other release is admitted and not revoked: it keeps running, act now",
+                current.sequence
+            ),
+            kind: "revoked",
+        })
+    }
+
+    fn docker_reference(&self, app: &str) -> String {
+        format!("{}/{app}", self.cfg.reference_prefix)
+    }
+
+    fn store(&self, app: &str) -> Result<Arc<dyn Store>, String> {
+        match &self.source {
+            Some(source) => source
+                .store(app)
+                .map_err(|e| format!("cannot open its repository: {e}")),
+            None => Err("the source is not open".into()),
+        }
+    }
+
+    /// Verifies the release at `reference` (tag or digest) once per release digest.
+    async fn verify(
+        &mut self,
+        store: &dyn Store,
+        app: &str,
+        reference: &str,
+    ) -> Result<Arc<VerifiedRelease>, Result<(String, &'static str), String>> {
+        let digest = match store.get_manifest(reference).await {
+            Ok(fetched) => fetched.digest,
+            Err(e @ (airlock_oci::Error::Registry { .. } | airlock_oci::Error::Io { .. })) => {
+                return Err(Err(format!("cannot read {reference}: {e}")));
+            }
+            Err(e) => return Err(Ok((format!("cannot read the release: {e}"), "invalid"))),
+        };
+        if self.seen.insert((app.to_string(), digest.clone())) {
+            self.metrics.inc(&self.cfg.env, Counter::Seen);
+        }
+        let key = (app.to_string(), digest.clone());
+        if let Some(v) = self.verified.get(&key) {
+            return Ok(v.clone());
+        }
+        if let Some(r) = self.rejected.get(&key) {
+            return Err(Ok(r.clone()));
+        }
+        // The digest pins what is verified: a tag moved between the two reads cannot swap the content.
+        let docker_reference = self.docker_reference(app);
+        match verify_release(
+            store,
+            &docker_reference,
+            digest.as_str(),
+            &self.cfg.trust,
+            None,
+            &REQUIRED_PREDICATES,
+        )
+        .await
+        {
+            Ok(v) => {
+                if reference.starts_with(RELEASE_TAG_PREFIX)
+                    && release_tag(v.config.sequence) != reference
+                {
+                    let verdict = (
+                        format!(
+                            "tag {reference} does not match the release's sequence {}",
+                            v.config.sequence
+                        ),
+                        "invalid",
+                    );
+                    self.rejected.insert(key, verdict.clone());
+                    return Err(Ok(verdict));
+                }
+                self.metrics.inc(&self.cfg.env, Counter::Verified);
+                let v = Arc::new(v);
+                self.verified.insert(key, v.clone());
+                Ok(v)
+            }
+            Err(e) if is_transient(&e) => Err(Err(format!("cannot read the release: {e}"))),
             Err(e) => {
-                return refuse(
-                    &reference,
-                    format!("the admission policy could not be evaluated: {e}"),
-                );
+                let verdict = (format!("verification failed: {e}"), refusal_kind(&e));
+                self.rejected.insert(key, verdict.clone());
+                Err(Ok(verdict))
             }
         }
     }
 
-    let record = ReleaseRecord {
-        app: app.to_string(),
-        sequence: config.sequence,
-        release_digest: verified.digest.to_string(),
-        image_digest: config.image.digest.to_string(),
-        applied_at: OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| "unknown".into()),
-        signed_by: verified.signed_by.as_str().to_string(),
-    };
-    let path = target.apply(&cfg.env, &record, files)?;
-    tracing::info!(app, sequence = record.sequence, env = %cfg.env, path = %path.display(), "release applied");
-    Ok(AppOutcome::Applied(Applied {
-        app: app.to_string(),
-        sequence: record.sequence,
-        release_digest: record.release_digest,
-        image_digest: record.image_digest,
-        path,
-    }))
+    async fn sync_app(&mut self, app: &str, report: &mut SyncReport) -> AppOutcome {
+        let docker_reference = self.docker_reference(app);
+        let store = match self.store(app) {
+            Ok(s) => s,
+            Err(e) => return AppOutcome::Failed(e),
+        };
+        let tags = match store.list_tags().await {
+            Ok(tags) => tags,
+            Err(e) => {
+                return AppOutcome::Failed(format!(
+                    "cannot list the tags of {}: {e}",
+                    store.describe()
+                ));
+            }
+        };
+        let Some(newest) = tags.iter().filter_map(|t| parse_release_tag(t)).max() else {
+            tracing::debug!(app, "no release tags");
+            return AppOutcome::NoRelease;
+        };
+        let tag = release_tag(newest);
+        let reference = format!("{docker_reference}:{tag}");
+        let refuse = |reason: String, kind: &'static str| {
+            AppOutcome::Refused(Refusal {
+                app: app.to_string(),
+                reference: reference.clone(),
+                reason,
+                kind,
+            })
+        };
+
+        let env = self.cfg.env.clone();
+        let deployed = match self.target.deployed(&env, app) {
+            Ok(d) => d,
+            Err(e) => return AppOutcome::Failed(e.to_string()),
+        };
+        if let Some(current) = &deployed
+            && let Some(why) = self.revoked(&current.release_digest, &current.image_digest)
+        {
+            return self
+                .replace_revoked(store.as_ref(), app, &tags, current, why)
+                .await;
+        }
+        if let Some(current) = &deployed {
+            // Keep what runs as it was applied, whatever else happens to this app below.
+            if let Err(e) = self.reconcile(store.as_ref(), app, current, report).await {
+                return AppOutcome::Failed(e);
+            }
+            self.publish_health(app, current).await;
+            let floor = current.anti_rollback_floor();
+            if newest == current.sequence {
+                return AppOutcome::Unchanged;
+            }
+            if newest < current.sequence {
+                return refuse(
+                    format!(
+                        "its newest release {newest} is older than the deployed release {}: rollback refused (anti-rollback; use `airlock-agent rollback` to roll back on purpose)",
+                        current.sequence
+                    ),
+                    "rollback",
+                );
+            }
+            if newest <= floor {
+                // A recorded rollback holds releases up to the one rolled back from.
+                tracing::debug!(app, newest, floor, "held back by a recorded rollback");
+                return AppOutcome::Unchanged;
+            }
+        }
+
+        let verified = match self.verify(store.as_ref(), app, &tag).await {
+            Ok(v) => v,
+            Err(Ok((reason, kind))) => return refuse(reason, kind),
+            Err(Err(failure)) => return AppOutcome::Failed(failure),
+        };
+        let config = &verified.config;
+        if config.app != app {
+            return refuse(
+                format!(
+                    "the release is for app {:?} but was found in repository {app:?}",
+                    config.app
+                ),
+                "wrong-app",
+            );
+        }
+        if let Some(why) = self.revoked(verified.digest.as_str(), config.image.digest.as_str()) {
+            return refuse(
+                format!("release {} is revoked: {why}", config.sequence),
+                "revoked",
+            );
+        }
+        let floor = deployed.as_ref().map(ReleaseRecord::anti_rollback_floor);
+        if let Some(floor) = floor
+            && config.sequence <= floor
+        {
+            return refuse(
+                format!(
+                    "release sequence {} is not newer than {floor}: rollback refused (anti-rollback)",
+                    config.sequence
+                ),
+                "rollback",
+            );
+        }
+        let Some(files) = verified.manifests.get(&env) else {
+            return refuse(
+                format!(
+                    "release {} does not list environment {env} (it lists {})",
+                    config.sequence,
+                    config.environments.join(", ")
+                ),
+                "environment",
+            );
+        };
+        if let Err((reason, kind)) = self.admit(&verified) {
+            return refuse(reason, kind);
+        }
+        if let Some(promotion) = self.cfg.promotion.clone() {
+            match self.soaked(app, &verified, &promotion).await {
+                Ok(()) => {}
+                Err(SoakVerdict::Wait(reason)) => {
+                    return AppOutcome::Waiting(Waiting {
+                        app: app.to_string(),
+                        sequence: config.sequence,
+                        reason,
+                    });
+                }
+                Err(SoakVerdict::Refuse(reason)) => return refuse(reason, "evidence"),
+                Err(SoakVerdict::Fail(reason)) => return AppOutcome::Failed(reason),
+            }
+        }
+
+        let record = ReleaseRecord {
+            app: app.to_string(),
+            sequence: config.sequence,
+            release_digest: verified.digest.to_string(),
+            image_digest: config.image.digest.to_string(),
+            applied_at: now_rfc3339(),
+            signed_by: verified.signed_by.as_str().to_string(),
+            commit: config.commit.clone(),
+            source: config.source.clone(),
+            files: ReleaseRecord::hash_files(files),
+            floor: config.sequence.max(floor.unwrap_or(0)),
+            rollback: None,
+        };
+        let commit = match self.target.apply(&env, &record, files) {
+            Ok(c) => c,
+            Err(e) => return AppOutcome::Failed(e.to_string()),
+        };
+        let path = self.target.app_path(&env, app);
+        tracing::info!(app, sequence = record.sequence, env, path = %path.display(), "release applied");
+        self.publish_health(app, &record).await;
+        AppOutcome::Applied(Applied {
+            app: app.to_string(),
+            sequence: record.sequence,
+            release_digest: record.release_digest,
+            image_digest: record.image_digest,
+            path,
+            commit,
+        })
+    }
+
+    fn admit(&self, verified: &VerifiedRelease) -> Result<(), (String, &'static str)> {
+        let Some(policies) = &self.policies else {
+            return Ok(());
+        };
+        let input = admission_input(verified, &self.cfg.env);
+        match policies.evaluate(ADMISSION_PACKAGE, &input, &[], OffsetDateTime::now_utc()) {
+            Ok(decision) if decision.allowed => Ok(()),
+            Ok(decision) => Err((refusal_reason(&decision), "admission")),
+            Err(e) => Err((
+                format!("the admission policy could not be evaluated: {e}"),
+                "admission",
+            )),
+        }
+    }
+
+    /// Compares the target with the release it runs and rewrites it when it drifted.
+    async fn reconcile(
+        &mut self,
+        store: &dyn Store,
+        app: &str,
+        current: &ReleaseRecord,
+        report: &mut SyncReport,
+    ) -> Result<(), String> {
+        let env = self.cfg.env.clone();
+        let drift = match self.target.drift(&env, app) {
+            Ok(Some(drift)) => drift,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        // The files to restore come from the signed release itself, verified (or cached) by digest.
+        let verified = match self.verify(store, app, &current.release_digest).await {
+            Ok(v) => v,
+            Err(Ok((reason, _))) => {
+                return Err(format!(
+                    "drift in {app} ({drift}) cannot be corrected: its release {} no longer verifies: {reason}",
+                    current.sequence
+                ));
+            }
+            Err(Err(failure)) => return Err(failure),
+        };
+        let Some(files) = verified.manifests.get(&env) else {
+            return Err(format!(
+                "release {} of {app} has no manifests for {env}",
+                current.sequence
+            ));
+        };
+        self.target
+            .repair(&env, current, files, &drift)
+            .map_err(|e| e.to_string())?;
+        tracing::warn!(
+            env,
+            app,
+            sequence = current.sequence,
+            drift,
+            "drift corrected"
+        );
+        self.metrics.inc(&env, Counter::Drift);
+        report.corrected.push(Correction {
+            app: app.to_string(),
+            sequence: current.sequence,
+            drift,
+        });
+        Ok(())
+    }
+
+    /// Publishes the health evidence of what runs here, once per release and process.
+    async fn publish_health(&mut self, app: &str, current: &ReleaseRecord) {
+        let Some(evidence) = &self.cfg.evidence else {
+            return;
+        };
+        let Some(key) = &evidence.key else {
+            return;
+        };
+        if self
+            .evidence_done
+            .contains(&(app.to_string(), current.sequence))
+        {
+            return;
+        }
+        let Ok(release_digest) = Digest::parse(&current.release_digest) else {
+            return;
+        };
+        let result = async {
+            let store = evidence_store(evidence, app)?;
+            if has_evidence(store.as_ref(), &self.cfg.env, current.sequence).await? {
+                return Ok(());
+            }
+            publish_evidence(
+                store.as_ref(),
+                &self.docker_reference(app),
+                &HealthClaim {
+                    app,
+                    env: &self.cfg.env,
+                    sequence: current.sequence,
+                    release_digest: &release_digest,
+                    healthy_since: &current.applied_at,
+                },
+                key,
+            )
+            .await
+            .map(|_| ())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.evidence_done
+                    .insert((app.to_string(), current.sequence));
+            }
+            Err(e) => {
+                tracing::warn!(app, env = %self.cfg.env, error = %e, "cannot publish health evidence")
+            }
+        }
+    }
+
+    async fn soaked(
+        &self,
+        app: &str,
+        verified: &VerifiedRelease,
+        promotion: &Promotion,
+    ) -> Result<(), SoakVerdict> {
+        let Some(evidence) = &self.cfg.evidence else {
+            return Err(SoakVerdict::Fail("no evidence store configured".into()));
+        };
+        let store = evidence_store(evidence, app).map_err(|e| SoakVerdict::Fail(e.to_string()))?;
+        let sequence = verified.config.sequence;
+        match check_evidence(
+            store.as_ref(),
+            app,
+            &promotion.after,
+            sequence,
+            &verified.digest,
+            &evidence.trust,
+        )
+        .await
+        {
+            EvidenceCheck::Missing => Err(SoakVerdict::Wait(format!(
+                "not yet healthy in {} (no evidence published)",
+                promotion.after
+            ))),
+            EvidenceCheck::Invalid(why) => Err(SoakVerdict::Refuse(format!(
+                "the health evidence from {} is not trusted: {why}",
+                promotion.after
+            ))),
+            EvidenceCheck::Unreachable(why) => Err(SoakVerdict::Fail(format!(
+                "cannot read the health evidence: {why}"
+            ))),
+            EvidenceCheck::Healthy(since) => {
+                let ready = since + promotion.soak;
+                if OffsetDateTime::now_utc() >= ready {
+                    Ok(())
+                } else {
+                    Err(SoakVerdict::Wait(format!(
+                        "healthy in {} since {}, soaking until {}",
+                        promotion.after,
+                        since.format(&Rfc3339).unwrap_or_default(),
+                        ready.format(&Rfc3339).unwrap_or_default()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Applies release `sequence` of `app` although it is older than what runs: an explicit rollback,
+    /// recorded in the target with `reason`. Releases up to the one rolled back from stay out afterwards.
+    pub async fn rollback(
+        &mut self,
+        app: &str,
+        sequence: u64,
+        reason: &str,
+    ) -> Result<Applied, AgentError> {
+        if self.source.is_none() {
+            self.source = Some(Source::open(&self.cfg.source, &self.cfg.source_options).await?);
+        }
+        self.load_revocations().await?;
+        let env = self.cfg.env.clone();
+        let refused = |reason: String| AgentError::Rollback {
+            app: app.to_string(),
+            sequence,
+            reason,
+        };
+        let store = self.store(app).map_err(&refused)?;
+        let tag = release_tag(sequence);
+        let verified = match self.verify(store.as_ref(), app, &tag).await {
+            Ok(v) => v,
+            Err(Ok((reason, _)) | Err(reason)) => return Err(refused(reason)),
+        };
+        if verified.config.app != app {
+            return Err(refused(format!(
+                "the release is for app {:?}",
+                verified.config.app
+            )));
+        }
+        if let Some(why) = self.revoked(
+            verified.digest.as_str(),
+            verified.config.image.digest.as_str(),
+        ) {
+            return Err(refused(format!("it is revoked: {why}")));
+        }
+        let files = verified
+            .manifests
+            .get(&env)
+            .ok_or_else(|| refused(format!("it has no manifests for {env}")))?;
+        self.admit(&verified).map_err(|(r, _)| refused(r))?;
+        let current = self.target.deployed(&env, app)?;
+        let from = current.as_ref().map(|c| c.sequence).unwrap_or(0);
+        let floor = current
+            .as_ref()
+            .map(ReleaseRecord::anti_rollback_floor)
+            .unwrap_or(0)
+            .max(sequence);
+        let record = ReleaseRecord {
+            app: app.to_string(),
+            sequence,
+            release_digest: verified.digest.to_string(),
+            image_digest: verified.config.image.digest.to_string(),
+            applied_at: now_rfc3339(),
+            signed_by: verified.signed_by.as_str().to_string(),
+            commit: verified.config.commit.clone(),
+            source: verified.config.source.clone(),
+            files: ReleaseRecord::hash_files(files),
+            floor,
+            rollback: Some(RollbackNote {
+                from,
+                at: now_rfc3339(),
+                reason: reason.to_string(),
+            }),
+        };
+        let commit = self.target.apply(&env, &record, files)?;
+        tracing::warn!(app, env, from, to = sequence, reason, "rolled back");
+        self.metrics.inc(&env, Counter::Applied);
+        Ok(Applied {
+            app: app.to_string(),
+            sequence,
+            release_digest: record.release_digest,
+            image_digest: record.image_digest,
+            path: self.target.app_path(&env, app),
+            commit,
+        })
+    }
+}
+
+enum SoakVerdict {
+    Wait(String),
+    Refuse(String),
+    Fail(String),
 }
 
 #[cfg(test)]
@@ -301,5 +1081,29 @@ mod tests {
         assert_eq!(parse_release_tag("release-7"), None);
         assert_eq!(parse_release_tag("release-+000000007"), None);
         assert_eq!(parse_release_tag("latest"), None);
+    }
+
+    #[test]
+    fn exit_code_reflects_the_worst_outcome() {
+        let mut report = SyncReport::default();
+        assert_eq!(report.exit_code(), 0);
+        report.waiting.push(Waiting {
+            app: "a".into(),
+            sequence: 1,
+            reason: "soak".into(),
+        });
+        assert_eq!(report.exit_code(), 0);
+        report.refused.push(Refusal {
+            app: "a".into(),
+            reference: "r".into(),
+            reason: "x".into(),
+            kind: "unsigned",
+        });
+        assert_eq!(report.exit_code(), 1);
+        report.failed.push(Failure {
+            app: "a".into(),
+            error: "down".into(),
+        });
+        assert_eq!(report.exit_code(), 2);
     }
 }

@@ -28,8 +28,11 @@ pub const RELEASES_DIR: &str = ".releases";
 pub const MAX_FILES: usize = 512;
 /// Largest record file read back.
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
-/// Release directories kept per app (the current one and the one before).
-const KEEP_RELEASES: usize = 2;
+
+/// The sequence of a release directory name (`7`, or `7.<nanos>` for a repaired copy).
+fn release_dir_sequence(name: &str) -> Option<u64> {
+    name.split('.').next()?.parse().ok()
+}
 
 /// What the target remembers about an applied release (`.airlock-release.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,117 @@ pub struct ReleaseRecord {
     pub applied_at: String,
     /// Id of the key that signed the release.
     pub signed_by: String,
+    /// Git commit the release was built from.
+    #[serde(default)]
+    pub commit: String,
+    /// Source repository of the release.
+    #[serde(default)]
+    pub source: String,
+    /// Digest (`sha256:…`) of every manifest file as applied: what drift is measured against.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Anti-rollback floor: releases at or below it are not applied by a sync. It is the highest sequence
+    /// ever applied here, so after a recorded rollback the release rolled back from stays out.
+    #[serde(default)]
+    pub floor: u64,
+    /// Set when this release was applied by an explicit `airlock-agent rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackNote>,
+}
+
+/// The record of an explicit rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackNote {
+    /// The sequence that was deployed before the rollback.
+    pub from: u64,
+    /// RFC 3339 time of the rollback.
+    pub at: String,
+    /// Why, as given by the operator.
+    pub reason: String,
+}
+
+impl ReleaseRecord {
+    /// The digests of `files`, as stored in [`ReleaseRecord::files`].
+    pub fn hash_files(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        files
+            .iter()
+            .map(|(name, content)| {
+                (
+                    name.clone(),
+                    airlock_oci::Digest::of(content.as_bytes()).to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The sequence below or at which a sync applies nothing (the larger of sequence and floor).
+    pub fn anti_rollback_floor(&self) -> u64 {
+        self.sequence.max(self.floor)
+    }
+}
+
+/// Compares files on disk (`name -> content digest`) with what a record says was applied; `None` when
+/// they match or the record predates file digests, otherwise a sentence naming each difference.
+pub fn describe_drift(
+    expected: &BTreeMap<String, String>,
+    actual: &BTreeMap<String, String>,
+) -> Option<String> {
+    if expected.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for (name, digest) in expected {
+        match actual.get(name) {
+            None => parts.push(format!("{name} missing")),
+            Some(found) if found != digest => parts.push(format!("{name} changed")),
+            Some(_) => {}
+        }
+    }
+    for name in actual.keys() {
+        if !expected.contains_key(name) {
+            parts.push(format!("{name} added"));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Reads the manifest files (not hidden ones) of a directory as `name -> content digest`.
+pub(crate) fn hash_dir(dir: &Path) -> Result<BTreeMap<String, String>, TargetError> {
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io("list", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io("list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let digest = if path.is_file() {
+            let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+            airlock_oci::Digest::of(&bytes).to_string()
+        } else {
+            "(not a file)".to_string()
+        };
+        out.insert(name, digest);
+    }
+    Ok(out)
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, so a reader sees old or new.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), TargetError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(parent).map_err(io("create a file in", parent))?;
+    tmp.write_all(data).map_err(io("write", path))?;
+    tmp.as_file().sync_all().map_err(io("sync", path))?;
+    tmp.persist(path)
+        .map_err(|e| io("replace", path)(e.error))?;
+    Ok(())
 }
 
 /// Why the directory target could not be read or written.
@@ -86,6 +200,16 @@ pub enum TargetError {
     NotManaged {
         /// The path.
         path: PathBuf,
+    },
+    /// A git command of the git target failed.
+    #[error("{command} failed in {repo}: {detail}")]
+    Git {
+        /// The command line.
+        command: String,
+        /// The work tree.
+        repo: PathBuf,
+        /// What git printed.
+        detail: String,
     },
     /// A record file is unreadable JSON or too large.
     #[error("{path} is not a valid release record: {reason}")]
@@ -155,6 +279,23 @@ fn validate_file_name(name: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// Checks the number and names of the files of a release before anything is written.
+pub(crate) fn validate_files(
+    app: &str,
+    files: &BTreeMap<String, String>,
+) -> Result<(), TargetError> {
+    if files.len() > MAX_FILES {
+        return Err(TargetError::TooManyFiles {
+            app: app.to_string(),
+            count: files.len(),
+        });
+    }
+    for name in files.keys() {
+        validate_file_name(name)?;
+    }
+    Ok(())
+}
+
 /// A target directory holding one subdirectory per environment.
 #[derive(Debug, Clone)]
 pub struct DirectoryTarget {
@@ -204,21 +345,49 @@ impl DirectoryTarget {
         record: &ReleaseRecord,
         files: &BTreeMap<String, String>,
     ) -> Result<PathBuf, TargetError> {
+        self.write_release(env, record, files, false)
+    }
+
+    /// Writes the release again although it is current: its files were changed or removed on disk
+    /// (drift). The rewrite is as atomic as [`DirectoryTarget::apply`].
+    pub fn repair(
+        &self,
+        env: &str,
+        record: &ReleaseRecord,
+        files: &BTreeMap<String, String>,
+    ) -> Result<PathBuf, TargetError> {
+        self.write_release(env, record, files, true)
+    }
+
+    /// How the files under `<env>/<app>` differ from what was applied, if they do.
+    pub fn drift(&self, env: &str, app: &str) -> Result<Option<String>, TargetError> {
+        let Some(record) = self.deployed(env, app)? else {
+            return Ok(None);
+        };
+        let actual = hash_dir(&self.app_path(env, app))?;
+        Ok(describe_drift(&record.files, &actual))
+    }
+
+    /// Where the agent keeps its status (last sync, last errors) for `env`.
+    pub fn status_path(&self, env: &str) -> PathBuf {
+        self.root.join(env).join(".airlock-agent-status.json")
+    }
+
+    fn write_release(
+        &self,
+        env: &str,
+        record: &ReleaseRecord,
+        files: &BTreeMap<String, String>,
+        force: bool,
+    ) -> Result<PathBuf, TargetError> {
         validate_env(env)?;
         let app = record.app.as_str();
         validate_app(app)?;
-        if files.len() > MAX_FILES {
-            return Err(TargetError::TooManyFiles {
-                app: app.to_string(),
-                count: files.len(),
-            });
-        }
-        for name in files.keys() {
-            validate_file_name(name)?;
-        }
+        validate_files(app, files)?;
         let link = self.app_path(env, app);
         // Applying the release that is already current changes nothing.
         if let Some(current) = self.deployed(env, app)?
+            && !force
             && current.sequence == record.sequence
             && current.release_digest == record.release_digest
         {
@@ -245,7 +414,16 @@ impl DirectoryTarget {
 
         // 2. Move it to its final name. A directory left there by an apply
         //    that crashed before the swap is not in use: replace it.
-        let final_name = record.sequence.to_string();
+        // A repair writes beside the current directory of the same sequence, under a new name.
+        let final_name = if force {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{}.{nanos}", record.sequence)
+        } else {
+            record.sequence.to_string()
+        };
         let final_dir = releases.join(&final_name);
         if self.points_to(&link, &final_dir) {
             return Err(TargetError::BadRecord {
@@ -283,7 +461,7 @@ impl DirectoryTarget {
         sync_dir(&link_parent)?;
 
         // 4. Keep the previous release for a manual rollback; remove older ones.
-        self.prune(&releases, record.sequence)?;
+        self.prune(&releases, &final_name, record.sequence)?;
         Ok(link)
     }
 
@@ -294,30 +472,31 @@ impl DirectoryTarget {
         }
     }
 
-    /// Removes release directories older than the `KEEP_RELEASES` newest up
-    /// to `current`, and stale staging directories.
-    fn prune(&self, releases: &Path, current: u64) -> Result<(), TargetError> {
-        let mut sequences = Vec::new();
+    /// Keeps the current release directory (`current_name`) and the newest older one (for a manual
+    /// rollback); removes every other directory at or below `current` and stale staging directories.
+    fn prune(&self, releases: &Path, current_name: &str, current: u64) -> Result<(), TargetError> {
+        let mut older: Vec<(u64, String)> = Vec::new();
         for entry in std::fs::read_dir(releases).map_err(io("list", releases))? {
             let entry = entry.map_err(io("list", releases))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".staging-") {
                 let _ = std::fs::remove_dir_all(entry.path());
-            } else if let Ok(seq) = name.parse::<u64>() {
-                sequences.push(seq);
+            } else if name != current_name
+                && let Some(seq) = release_dir_sequence(&name)
+                && seq <= current
+            {
+                older.push((seq, name));
             }
         }
-        sequences.sort_unstable();
-        let kept: Vec<u64> = sequences
+        // Newest first; a repaired copy of the current sequence is never "the previous release".
+        older.sort_by(|a, b| b.cmp(a));
+        let keep = older
             .iter()
-            .copied()
-            .filter(|s| *s <= current)
-            .rev()
-            .take(KEEP_RELEASES)
-            .collect();
-        for seq in sequences {
-            if !kept.contains(&seq) && seq < current {
-                let dir = releases.join(seq.to_string());
+            .find(|(seq, _)| *seq < current)
+            .map(|(_, name)| name.clone());
+        for (_, name) in older {
+            if Some(&name) != keep.as_ref() {
+                let dir = releases.join(&name);
                 std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
             }
         }
@@ -364,7 +543,8 @@ fn apps_under(dir: &Path, prefix: &str, depth: usize) -> Result<Vec<String>, Tar
     for entry in entries {
         let entry = entry.map_err(io("list", dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name.parse::<u64>().is_ok() || !entry.path().is_dir() {
+        if name.starts_with('.') || release_dir_sequence(&name).is_some() || !entry.path().is_dir()
+        {
             continue;
         }
         let app = if prefix.is_empty() {
@@ -375,7 +555,7 @@ fn apps_under(dir: &Path, prefix: &str, depth: usize) -> Result<Vec<String>, Tar
         let has_release = std::fs::read_dir(entry.path())
             .map_err(io("list", &entry.path()))?
             .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().parse::<u64>().is_ok());
+            .any(|e| release_dir_sequence(&e.file_name().to_string_lossy()).is_some());
         if has_release {
             out.push(app.clone());
         }
@@ -436,6 +616,11 @@ mod tests {
             image_digest: format!("sha256:{:064x}", sequence + 1000),
             applied_at: "2026-11-23T09:00:00Z".into(),
             signed_by: "key-1".into(),
+            commit: String::new(),
+            source: String::new(),
+            files: BTreeMap::new(),
+            floor: 0,
+            rollback: None,
         }
     }
 
@@ -650,5 +835,40 @@ mod tests {
             std::fs::read_to_string(dir.path().join("staging/team/api/service.yaml")).unwrap(),
             "kind: Service # b\n"
         );
+    }
+
+    #[test]
+    fn edited_file_is_drift_and_repair_restores_it_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DirectoryTarget::new(dir.path());
+        let mut rec = record("hello", 3);
+        rec.files = ReleaseRecord::hash_files(&files("v3"));
+        let path = target.apply("staging", &rec, &files("v3")).unwrap();
+        assert_eq!(target.drift("staging", "hello").unwrap(), None);
+
+        std::fs::write(path.join("deployment.yaml"), "kind: Deployment # hacked\n").unwrap();
+        std::fs::remove_file(path.join("service.yaml")).unwrap();
+        std::fs::write(path.join("extra.yaml"), "kind: Secret\n").unwrap();
+        let drift = target.drift("staging", "hello").unwrap().unwrap();
+        assert_eq!(
+            drift,
+            "deployment.yaml changed, service.yaml missing, extra.yaml added"
+        );
+
+        target.repair("staging", &rec, &files("v3")).unwrap();
+        assert_eq!(target.drift("staging", "hello").unwrap(), None);
+        assert_eq!(
+            std::fs::read_to_string(path.join("deployment.yaml")).unwrap(),
+            "kind: Deployment # v3\n"
+        );
+        assert!(!path.join("extra.yaml").exists());
+        // The tampered copy is gone; status still lists the app once.
+        let listed = target.list().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let kept: Vec<_> = std::fs::read_dir(dir.path().join("staging/.releases/hello"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
     }
 }

@@ -268,7 +268,9 @@ async fn refuses_release_signed_by_an_untrusted_key_and_writes_nothing() {
         "{}",
         refusal.reason
     );
-    assert!(!world.target().join("staging").exists());
+    // Only the agent's status (recording the refusal) is written, no manifests.
+    assert!(!world.target().join("staging/hello").exists());
+    assert!(!world.target().join("staging/.releases").exists());
 }
 
 #[tokio::test]
@@ -304,7 +306,8 @@ async fn refuses_release_not_rendered_for_this_environment() {
         "{:?}",
         report.refused
     );
-    assert!(!world.target().join("production").exists());
+    assert!(!world.target().join("production/hello").exists());
+    assert!(!world.target().join("production/.releases").exists());
 }
 
 #[tokio::test]

@@ -94,6 +94,39 @@ pub async fn build_standard(
         artifact_to(artifact)?;
     }
 
+    // An unchanged resubmission (same source tree, descriptor, stack, commit and builder) reuses the image
+    // an earlier build left in the output store: the output depends only on those inputs.
+    let key = {
+        let req = *req;
+        let src = req.src_dir.to_path_buf();
+        let prefix = cache_inputs(&req);
+        tokio::task::spawn_blocking(move || cache_key(&src, &prefix))
+            .await
+            .map_err(|e| BuildError::Invalid(format!("hashing the source failed: {e}")))??
+    };
+    let cache_tag = format!("buildcache-{}", &key.hex()[..32]);
+    if let Ok(cached) = read_image(out_store, &cache_tag).await
+        && let Some(app_layer) = cached.manifest.layers.last().map(|d| d.digest.clone())
+    {
+        airlock_oci::copy_image(out_store, out_store, cached.digest.as_str(), Some(out_tag))
+            .await?;
+        return Ok(BuiltImage {
+            log: format!(
+                "reused the image of an identical earlier build ({cache_tag}): same source tree, \
+                 descriptor, stack, commit and builder\n"
+            ),
+            digest: cached.digest,
+            config: cached.config,
+            base_digest: base.digest,
+            builder: req.builder,
+            builder_image_digest: match req.builder {
+                BuilderKind::Docker => req.stack.builder_image_digest.clone(),
+                BuilderKind::Host => None,
+            },
+            app_layer,
+        });
+    }
+
     let scratch = tempfile::Builder::new()
         .prefix("airlock-build-")
         .tempdir()
@@ -148,6 +181,7 @@ pub async fn build_standard(
         out_tag,
     )
     .await?;
+    airlock_oci::copy_image(out_store, out_store, digest.as_str(), Some(&cache_tag)).await?;
     let app_layer = read_image(out_store, digest.as_str())
         .await?
         .manifest
@@ -166,8 +200,62 @@ pub async fn build_standard(
     })
 }
 
+/// Everything besides the source tree that decides a standard build's output, as bytes to hash.
+fn cache_inputs(req: &BuildRequest<'_>) -> Vec<u8> {
+    let stack = req.stack;
+    serde_json::to_vec(&serde_json::json!({
+        "airlock_build": env!("CARGO_PKG_VERSION"),
+        "descriptor": req.descriptor.to_json(),
+        "source": { "repository": req.source.repository, "commit": req.source.commit,
+                    "commit_time": req.source.commit_time },
+        "builder": req.builder.to_string(),
+        "stack": { "name": stack.name, "builder_image": stack.builder_image,
+                   "builder_image_digest": stack.builder_image_digest, "run_image": stack.run_image,
+                   "run_image_digest": stack.run_image_digest.to_string(), "env": stack.env,
+                   "timeout_secs": stack.timeout_secs, "memory_mb": stack.memory_mb, "cpus": stack.cpus,
+                   "network": stack.network },
+    }))
+    .unwrap_or_default()
+}
+
+/// Digest over `prefix` and the source tree: every path (sorted), its kind, executable bit, and content
+/// or link target.
+fn cache_key(src: &Path, prefix: &[u8]) -> Result<Digest, BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut hasher = airlock_oci::DigestWriter::new();
+    let io = |p: &Path, e: std::io::Error| BuildError::io(p, e);
+    hasher.write_all(prefix).map_err(|e| io(src, e))?;
+    for entry in walkdir::WalkDir::new(src)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+    {
+        let entry = entry.map_err(|e| BuildError::io(src, e.into()))?;
+        let rel = entry.path().strip_prefix(src).unwrap_or(entry.path());
+        let ft = entry.file_type();
+        write!(hasher, "\0{}\0", rel.display()).map_err(|e| io(entry.path(), e))?;
+        if ft.is_dir() {
+            hasher.write_all(b"d").map_err(|e| io(entry.path(), e))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|e| io(entry.path(), e))?;
+            write!(hasher, "l{}", target.display()).map_err(|e| io(entry.path(), e))?;
+        } else if ft.is_file() {
+            let meta = entry
+                .metadata()
+                .map_err(|e| BuildError::io(entry.path(), e.into()))?;
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            write!(hasher, "f{}{}\0", u8::from(exec), meta.len())
+                .map_err(|e| io(entry.path(), e))?;
+            let mut file = std::fs::File::open(entry.path()).map_err(|e| io(entry.path(), e))?;
+            std::io::copy(&mut file, &mut hasher).map_err(|e| io(entry.path(), e))?;
+        }
+    }
+    Ok(hasher.finish().0)
+}
+
 /// RFC 3339 (UTC) of a unix time.
-fn rfc3339(secs: i64) -> Result<String, BuildError> {
+pub(crate) fn rfc3339(secs: i64) -> Result<String, BuildError> {
     let t = time::OffsetDateTime::from_unix_timestamp(secs)
         .map_err(|e| BuildError::Invalid(format!("commit time {secs} is out of range: {e}")))?;
     t.format(&time::format_description::well_known::Rfc3339)
@@ -235,17 +323,7 @@ pub async fn assemble(
         &descriptor.deploy.env,
     ));
     let mut labels = c.labels.take().unwrap_or_default();
-    labels.insert(
-        "org.opencontainers.image.source".into(),
-        source.repository.clone(),
-    );
-    labels.insert(
-        "org.opencontainers.image.revision".into(),
-        source.commit.clone(),
-    );
-    labels.insert("org.opencontainers.image.created".into(), created.clone());
-    labels.insert("dev.airlock.app".into(), descriptor.app.name.clone());
-    labels.insert("dev.airlock.team".into(), descriptor.app.team.clone());
+    labels.extend(source_labels(descriptor, source, &created));
     c.labels = Some(labels);
     config.history.push(History {
         created: Some(created),
@@ -266,6 +344,30 @@ pub async fn assemble(
 
     let digest = airlock_oci::write_image(out_store, &config, &layers, Some(out_tag)).await?;
     Ok((digest, config))
+}
+
+/// The OCI labels every airlock image carries: source, revision, created (the commit time), app and team.
+pub(crate) fn source_labels(
+    descriptor: &AppDescriptor,
+    source: &SourceMeta,
+    created: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "org.opencontainers.image.source".to_string(),
+            source.repository.clone(),
+        ),
+        (
+            "org.opencontainers.image.revision".to_string(),
+            source.commit.clone(),
+        ),
+        (
+            "org.opencontainers.image.created".to_string(),
+            created.to_string(),
+        ),
+        ("dev.airlock.app".to_string(), descriptor.app.name.clone()),
+        ("dev.airlock.team".to_string(), descriptor.app.team.clone()),
+    ])
 }
 
 /// The base's `NAME=value` list with the descriptor's variables replacing same-named ones or appended.
@@ -322,6 +424,7 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
         Stack {
             name: "busybox".into(),
             builder_image: builder_image.map(str::to_string),
+            builder_image_digest: None,
             run_image: run_image.into(),
             run_image_digest: digest,
             env: BTreeMap::from([("STACK_VAR".to_string(), "from-stack".to_string())]),
@@ -409,6 +512,53 @@ env = {{ GREETING = "hi", PATH = "/app:/bin" }}
         assert_eq!(files["app/hello"], (0o644, "hi".to_string()));
         assert_eq!(files["app/var"].1, "from-stack");
         assert!(!files.keys().any(|p| p.contains("README")));
+    }
+
+    #[tokio::test]
+    async fn unchanged_resubmission_reuses_the_image_and_a_change_rebuilds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base_store = OciLayout::open_or_create(&tmp.path().join("base")).unwrap();
+        let base = create_static_base(&base_store, "static").await.unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("msg"), "one").unwrap();
+        // The command counts its runs outside the workspace, so a reuse is visible.
+        let counter = tmp.path().join("runs");
+        let desc = descriptor(
+            &format!(
+                "echo run >> {}; mkdir -p out && cp msg out/msg",
+                counter.display()
+            ),
+            r#"["out/msg"]"#,
+            r#"["/app/msg"]"#,
+        );
+        let stack = stack(base, None, "static");
+        let source = source();
+        let req = BuildRequest {
+            src_dir: &src,
+            descriptor: &desc,
+            stack: &stack,
+            source: &source,
+            builder: BuilderKind::Host,
+        };
+        let out = OciLayout::open_or_create(&tmp.path().join("out")).unwrap();
+        let first = build_standard(&req, &base_store, &out, "r1").await.unwrap();
+        let second = build_standard(&req, &base_store, &out, "r2").await.unwrap();
+        assert_eq!(second.digest, first.digest);
+        assert!(second.log.contains("reused"), "{}", second.log);
+        assert_eq!(read_image(&out, "r2").await.unwrap().digest, first.digest);
+        assert_eq!(
+            std::fs::read_to_string(&counter).unwrap().lines().count(),
+            1
+        );
+
+        std::fs::write(src.join("msg"), "two").unwrap();
+        let third = build_standard(&req, &base_store, &out, "r3").await.unwrap();
+        assert_ne!(third.digest, first.digest);
+        assert_eq!(
+            std::fs::read_to_string(&counter).unwrap().lines().count(),
+            2
+        );
     }
 
     #[tokio::test]

@@ -71,6 +71,16 @@ pub(crate) async fn run_docker(
         BuildError::docker(format!("builder image {image} not in the Docker Engine"), e)
     })?;
     let image_id = inspect.id.unwrap_or_else(|| image.to_string());
+    if let Some(pinned) = &stack.builder_image_digest
+        && *pinned != image_id
+    {
+        return Err(BuildError::BuilderMismatch {
+            stack: stack.name.clone(),
+            image: image.to_string(),
+            expected: pinned.clone(),
+            found: image_id,
+        });
+    }
 
     let body = ContainerCreateBody {
         image: Some(image.to_string()),

@@ -96,6 +96,38 @@ pub enum BuildError {
         /// The digest found in the base store.
         found: airlock_oci::Digest,
     },
+    /// The built image did not start or did not answer its health path with 2xx in time.
+    #[error("smoke test failed: {reason}; last container output:\n{log_tail}")]
+    SmokeFailed {
+        /// What was checked and how it failed.
+        reason: String,
+        /// The end of the container's output.
+        log_tail: String,
+    },
+    /// A Dockerfile was refused before building (unapproved base, remote `ADD`, ...).
+    #[error("{file} line {line}: {reason}")]
+    DockerfileRefused {
+        /// The Dockerfile's path in the source.
+        file: String,
+        /// 1-based line of the instruction.
+        line: usize,
+        /// Why, and what would be accepted.
+        reason: String,
+    },
+    /// The builder image in the Docker Engine is not the one the stack pins.
+    #[error(
+        "builder image {image} in the Docker Engine is {found}, but stack {stack} pins {expected}"
+    )]
+    BuilderMismatch {
+        /// The stack's name.
+        stack: String,
+        /// The builder image reference.
+        image: String,
+        /// The pinned image id.
+        expected: String,
+        /// The id found in the Engine.
+        found: String,
+    },
     /// The descriptor or stack lacks something a standard build needs.
     #[error("cannot build: {0}")]
     Invalid(String),

@@ -15,6 +15,10 @@ pub struct Stack {
     /// `None` means host builds only.
     #[serde(default)]
     pub builder_image: Option<String>,
+    /// The builder image's id in the Engine (`sha256:` of its config): a build refuses any other image
+    /// under that name. Also what lets a Dockerfile start `FROM` the builder image.
+    #[serde(default)]
+    pub builder_image_digest: Option<String>,
     /// Reference (tag or digest) of the run base in the base store.
     pub run_image: String,
     /// The run base's manifest digest; a build refuses any other.

@@ -34,6 +34,7 @@ async fn hello_builds_in_the_toolchain_image_to_the_host_builders_digest() {
     let stack = Stack {
         name: "rust-static".into(),
         builder_image: Some(image.name.clone()),
+        builder_image_digest: Some(image.image_id.clone()),
         run_image: "static".into(),
         run_image_digest: base,
         env: BTreeMap::new(),

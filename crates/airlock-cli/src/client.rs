@@ -229,6 +229,59 @@ impl GateClient {
         }
     }
 
+    /// Follows a run's server-sent events (`GET /api/v1/runs/{id}/events`), calling `on_event(name, data)` for
+    /// each event, until the gate closes the stream after the run's `end` event. Returns the run as the `end`
+    /// event carried it.
+    pub async fn events(
+        &self,
+        id: &str,
+        mut on_event: impl FnMut(&str, &str),
+    ) -> Result<RunView, ClientError> {
+        let id = check_run_id(id)?;
+        let url = format!("{}/api/v1/runs/{id}/events", self.base);
+        let mut response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // A run may take longer than the client's default timeout; the stream ends with the run.
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = read_limited(&url, status, &mut response).await?;
+            return Err(match serde_json::from_slice::<ApiError>(&body) {
+                Ok(api) => ClientError::Api {
+                    status,
+                    code: api.code,
+                    message: api.error,
+                },
+                Err(_) => ClientError::UnexpectedResponse {
+                    url,
+                    status,
+                    detail: snippet(&body),
+                },
+            });
+        }
+        let mut parser = SseParser::default();
+        let mut end: Option<RunView> = None;
+        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(&url, &e))? {
+            for (event, data) in parser.push(&chunk) {
+                if event == "end" {
+                    end = serde_json::from_str(&data).ok();
+                }
+                on_event(&event, &data);
+            }
+        }
+        end.ok_or_else(|| ClientError::UnexpectedResponse {
+            url,
+            status,
+            detail: "the event stream closed before the run ended".into(),
+        })
+    }
+
     async fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         url: &str,
@@ -271,6 +324,50 @@ impl GateClient {
                 detail: snippet(&body),
             }),
         }
+    }
+}
+
+/// Splits a `text/event-stream` body into (event, data) pairs as chunks arrive (the WHATWG format: `event:` and
+/// `data:` lines, a blank line ends an event, lines starting with `:` are comments).
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    event: String,
+    data: Vec<String>,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events they completed.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() || !self.event.is_empty() {
+                    let event = if self.event.is_empty() {
+                        "message".to_string()
+                    } else {
+                        std::mem::take(&mut self.event)
+                    };
+                    out.push((event, std::mem::take(&mut self.data).join("\n")));
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => self.event = value.to_string(),
+                "data" => self.data.push(value.to_string()),
+                _ => {}
+            }
+        }
+        out
     }
 }
 
@@ -350,6 +447,22 @@ fn percent_encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_server_sent_events_split_across_chunks() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"event: step\ndata: {\"a\"").is_empty());
+        let got =
+            p.push(b":1}\n\n: keep-alive\n\ndata: x\ndata: y\n\nevent: end\r\ndata: {}\r\n\r\n");
+        assert_eq!(
+            got,
+            vec![
+                ("step".to_string(), "{\"a\":1}".to_string()),
+                ("message".to_string(), "x\ny".to_string()),
+                ("end".to_string(), "{}".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn rejects_base_url_without_scheme() {

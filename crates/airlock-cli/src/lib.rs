@@ -13,5 +13,6 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod git;
+pub mod init;
 pub mod pack;
 pub mod render;

@@ -80,6 +80,28 @@ enum Command {
         /// Run id.
         run: String,
     },
+    /// Show a run's steps; with -f, follow them live (server-sent events) until the run ends.
+    Logs {
+        /// Run id.
+        run: String,
+        /// Follow the run until it ends; the exit code is then the run's (0 published, 1 rejected, 2 failed).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Print each event as a JSON line (`{"event": ..., "data": ...}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an airlock.toml for DIR (default: the current directory) from what it contains.
+    Init {
+        /// Root of the app's source tree.
+        dir: Option<PathBuf>,
+        /// The team that owns the app.
+        #[arg(long)]
+        team: String,
+        /// Overwrite an existing airlock.toml.
+        #[arg(long)]
+        force: bool,
+    },
     /// Ask the gate to cancel a run.
     Cancel {
         /// Run id.
@@ -111,6 +133,8 @@ enum CliError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Init(#[from] airlock_cli::init::InitError),
 }
 
 impl CliError {
@@ -120,6 +144,11 @@ impl CliError {
                 ConfigError::MissingUrl | ConfigError::MissingToken | ConfigError::NoConfigDir,
             )
             | CliError::Usage(_)
+            | CliError::Init(
+                airlock_cli::init::InitError::Exists(_)
+                | airlock_cli::init::InitError::Undetected(_)
+                | airlock_cli::init::InitError::BadTeam(_),
+            )
             | CliError::Client(ClientError::InvalidUrl { .. } | ClientError::InvalidRunId { .. }) => {
                 EXIT_USAGE
             }
@@ -221,6 +250,14 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             print!("{}", render::explain(&view));
             Ok(EXIT_OK)
         }
+        Command::Logs { run, follow, json } => logs(&run, follow, json).await,
+        Command::Init { dir, team, force } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            let (path, detected) = airlock_cli::init::write(&dir, &team, force)?;
+            println!("wrote {} ({})", path.display(), detected.reason);
+            println!("check it, commit it, then run `airlock submit`");
+            Ok(EXIT_OK)
+        }
         Command::Cancel { run } => {
             let view = client()?.cancel(&run).await?;
             if view.state.is_terminal() {
@@ -255,6 +292,46 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `airlock logs [-f] RUN`: the steps so far, or every step event until the run ends.
+async fn logs(run: &str, follow: bool, json: bool) -> Result<u8, CliError> {
+    let client = client()?;
+    if !follow {
+        let view = client.run(run).await?;
+        if json {
+            println!("{}", serde_json::to_string(&view)?);
+        } else {
+            for step in &view.steps {
+                println!("{}", render::step_line(step));
+            }
+            println!("run {} is {}", view.id, view.state);
+        }
+        return Ok(EXIT_OK);
+    }
+    let end = client
+        .events(run, |event, data| {
+            if json {
+                let data = serde_json::from_str::<serde_json::Value>(data)
+                    .unwrap_or_else(|_| serde_json::Value::String(data.to_string()));
+                println!("{}", serde_json::json!({ "event": event, "data": data }));
+                return;
+            }
+            match event {
+                "step" => match serde_json::from_str::<airlock_cli::api::StepView>(data) {
+                    Ok(step) => println!("{}", render::step_line(&step)),
+                    Err(_) => println!("step {data}"),
+                },
+                "state" => println!("-- {data}"),
+                "end" => {}
+                other => println!("{other}: {data}"),
+            }
+        })
+        .await?;
+    if !json {
+        print!("{}", render::verdict(&end));
+    }
+    Ok(exit_for(end.state))
 }
 
 /// Fills what the developer did not give from git, then from the tree itself.

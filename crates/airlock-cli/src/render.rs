@@ -452,11 +452,7 @@ fn write_outcome_sentences(out: &mut String, o: &RuleOutcome, urgency: &str) {
         .as_ref()
         .filter(|e| !(e.is_null() || e.as_object().is_some_and(|m| m.is_empty())))
     {
-        let shown = match evidence {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let _ = writeln!(out, "    Evidence: {}", sentence(&shown));
+        let _ = writeln!(out, "    Evidence: {}", sentence(&evidence_text(evidence)));
     }
     match o.fix.as_deref().filter(|f| !f.is_empty()) {
         Some(fix) => {
@@ -468,6 +464,80 @@ fn write_outcome_sentences(out: &mut String, o: &RuleOutcome, urgency: &str) {
                 "    This {urgency}; the rule gives no fix, ask the platform team."
             );
         }
+    }
+}
+
+/// Longest evidence text shown for one rule; the rest is in the API's decision.
+const MAX_EVIDENCE_CHARS: usize = 400;
+
+/// Evidence in words: a vulnerability finding as "PKG VERSION (ECOSYSTEM), advisories ...,
+/// severity ..., fixed in ...", any other object as "key: value; key: value".
+fn evidence_text(evidence: &Value) -> String {
+    let scalar = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Array(items) => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(", "))
+            }
+            Value::Object(_) => Some(v.to_string()),
+            _ => None,
+        }
+    };
+    let text = match evidence {
+        Value::String(s) => s.clone(),
+        Value::Object(map) if map.contains_key("package") && map.contains_key("installed") => {
+            let get = |k: &str| map.get(k).and_then(scalar);
+            let mut advisories: Vec<String> = Vec::new();
+            for key in ["id", "aliases", "advisories"] {
+                for a in get(key).iter().flat_map(|s| s.split(", ")) {
+                    if !advisories.iter().any(|x| x == a) {
+                        advisories.push(a.to_string());
+                    }
+                }
+            }
+            let mut parts = vec![format!(
+                "{} {}{}",
+                get("package").unwrap_or_default(),
+                get("installed").unwrap_or_default(),
+                get("ecosystem")
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )];
+            if !advisories.is_empty() {
+                parts.push(format!("advisories {}", advisories.join(", ")));
+            }
+            if let Some(severity) = get("severity") {
+                parts.push(format!("severity {severity}"));
+            }
+            parts.push(match get("fixed") {
+                Some(fixed) => format!("fixed in {fixed}"),
+                None => "no fixed version yet".into(),
+            });
+            if let Some(summary) = get("summary") {
+                parts.push(format!("\"{summary}\""));
+            }
+            parts.join(", ")
+        }
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some(format!("{k}: {}", scalar(v)?)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(MAX_EVIDENCE_CHARS) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
     }
 }
 
@@ -571,9 +641,33 @@ mod tests {
         assert!(text.contains("Run run-42 of hello (commit 012345678, branch main) is rejected."));
         assert!(text.contains("The gate policy rejected it: 2 rule(s) failed."));
         assert!(text.contains("  - image.non_root: the image runs as root."));
-        assert!(text.contains("    Evidence: {\"user\":\"0\"}."));
+        assert!(text.contains("    Evidence: user: 0."), "{text}");
         assert!(text.contains("    Fix: set run.user in airlock.toml to a non-zero uid."));
         assert!(text.contains("  - vuln.high: requests 2.19.0 has GHSA-x84v-xcm2-53pg (HIGH)."));
+    }
+
+    #[test]
+    fn explain_states_vulnerability_evidence_in_words() {
+        let mut run = fixture(RunState::Rejected);
+        run.decision = Some(json!({
+            "allowed": false,
+            "violations": [{
+                "rule": "vuln.fixable-high",
+                "message": "jinja2 2.7.1 has CVE-2014-1402, PYSEC-2014-8 (high severity), fixed in 2.7.2",
+                "evidence": {"id": "CVE-2014-1402", "aliases": ["PYSEC-2014-8"], "package": "jinja2",
+                             "ecosystem": "PyPI", "installed": "2.7.1", "fixed": "2.7.2", "severity": "high",
+                             "summary": "Jinja2 uses a predictable cache path", "layer": "sha256:ab"},
+                "fix": "upgrade jinja2 to 2.7.2 or later",
+                "advisories": ["CVE-2014-1402", "PYSEC-2014-8"], "package": "jinja2"}],
+            "warnings": [], "waived": [], "expired_waivers": []
+        }));
+        let text = explain(&run);
+        assert!(
+            text.contains(
+                "    Evidence: jinja2 2.7.1 (PyPI), advisories CVE-2014-1402, PYSEC-2014-8, severity high, fixed in 2.7.2, \"Jinja2 uses a predictable cache path\".\n    Fix: upgrade jinja2 to 2.7.2 or later.\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Who is calling: bearer tokens (stored only as hashes) and webhook signatures, both compared in constant time.
 
-use crate::config::TeamConfig;
+use crate::config::{Role, TeamConfig};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest as _, Sha256};
 
@@ -32,18 +32,90 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The team a bearer token belongs to, if any. Every configured hash is compared, so timing says nothing.
-pub fn team_for_token<'a>(teams: &'a [TeamConfig], token: &str) -> Option<&'a str> {
+/// Who a bearer token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name (named tokens), or `TEAM token` for the team's unnamed tokens.
+    pub name: String,
+    pub team: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Whether the caller may see or act on a run of `team` (operators and admins see every team's runs).
+    pub fn may_see_team(&self, team: &str) -> bool {
+        self.role >= Role::Operator || self.team == team
+    }
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (team {}, {})",
+            self.name,
+            self.team,
+            self.role.as_str()
+        )
+    }
+}
+
+/// The caller a bearer token belongs to, if any. Every configured hash is compared, so timing says nothing about
+/// which (or whether one) matched.
+pub fn authenticate(teams: &[TeamConfig], token: &str) -> Option<Caller> {
     let presented = hash_token(token);
     let mut found = None;
     for team in teams {
         for stored in &team.token_hashes {
             if constant_time_eq(presented.as_bytes(), stored.as_bytes()) {
-                found = Some(team.name.as_str());
+                found = Some(Caller {
+                    name: format!("{} token", team.name),
+                    team: team.name.clone(),
+                    role: team.role,
+                });
+            }
+        }
+        for named in &team.tokens {
+            if constant_time_eq(presented.as_bytes(), named.hash.as_bytes()) {
+                found = Some(Caller {
+                    name: named.name.clone(),
+                    team: team.name.clone(),
+                    role: named.role.unwrap_or(team.role),
+                });
             }
         }
     }
     found
+}
+
+/// The team a bearer token belongs to, if any.
+pub fn team_for_token<'a>(teams: &'a [TeamConfig], token: &str) -> Option<&'a str> {
+    let caller = authenticate(teams, token)?;
+    teams
+        .iter()
+        .find(|t| t.name == caller.team)
+        .map(|t| t.name.as_str())
+}
+
+/// Checks GitLab's `X-Gitlab-Token`, which is the configured secret itself, in constant time.
+pub fn verify_gitlab_token(secret: &str, header: &str) -> bool {
+    // Compare hashes so that the comparison's length never depends on the secret's length.
+    let a = Sha256::digest(secret.as_bytes());
+    let b = Sha256::digest(header.as_bytes());
+    constant_time_eq(&a, &b)
+}
+
+/// Checks Gitea's and Forgejo's `X-Gitea-Signature` (also sent as `X-Forgejo-Signature`): hex HMAC-SHA256 of the
+/// raw body, without a prefix.
+pub fn verify_gitea_signature(secret: &str, body: &[u8], header: &str) -> bool {
+    let Ok(sig) = hex::decode(header.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
 }
 
 /// Checks GitHub's `X-Hub-Signature-256: sha256=<hex>` over the raw body.
@@ -100,10 +172,57 @@ mod tests {
         let token = generate_token();
         let teams = vec![TeamConfig {
             name: "demo".into(),
+            role: Role::Developer,
             token_hashes: vec![hash_token(&token)],
+            tokens: vec![],
         }];
         assert_eq!(team_for_token(&teams, &token), Some("demo"));
         assert_eq!(team_for_token(&teams, "alk_wrong"), None);
         assert_ne!(generate_token(), token);
+    }
+
+    #[test]
+    fn named_tokens_carry_their_own_role() {
+        let (dev, ops) = (generate_token(), generate_token());
+        let teams = vec![TeamConfig {
+            name: "platform".into(),
+            role: Role::Developer,
+            token_hashes: vec![hash_token(&dev)],
+            tokens: vec![crate::config::TokenConfig {
+                name: "oncall".into(),
+                hash: hash_token(&ops),
+                role: Some(Role::Operator),
+            }],
+        }];
+        let d = authenticate(&teams, &dev).expect("developer token");
+        assert_eq!(
+            (d.role, d.name.as_str()),
+            (Role::Developer, "platform token")
+        );
+        let o = authenticate(&teams, &ops).expect("operator token");
+        assert_eq!((o.role, o.name.as_str()), (Role::Operator, "oncall"));
+        assert!(o.may_see_team("payments"));
+        assert!(!d.may_see_team("payments"));
+        assert!(d.may_see_team("platform"));
+    }
+
+    #[test]
+    fn gitlab_token_must_match_exactly() {
+        assert!(verify_gitlab_token("s3cret", "s3cret"));
+        assert!(!verify_gitlab_token("s3cret", "s3cre"));
+        assert!(!verify_gitlab_token("s3cret", ""));
+    }
+
+    #[test]
+    fn gitea_signature_is_bare_hex_hmac() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let good = sign_github_body("k", body);
+        let hex_only = good.strip_prefix("sha256=").expect("prefix");
+        assert!(verify_gitea_signature("k", body, hex_only));
+        assert!(
+            !verify_gitea_signature("k", body, &good),
+            "GitHub's prefixed form is not Gitea's"
+        );
+        assert!(!verify_gitea_signature("other", body, hex_only));
     }
 }

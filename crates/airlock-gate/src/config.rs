@@ -27,6 +27,9 @@ pub struct GateConfig {
     /// Largest accepted request body (source tarballs), in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Largest accepted webhook body, in bytes (GitHub caps its payloads at 25 MB).
+    #[serde(default = "default_max_webhook_body")]
+    pub max_webhook_bytes: usize,
     #[serde(default)]
     pub boundary: BoundaryConfig,
     #[serde(default)]
@@ -88,37 +91,153 @@ pub struct VulnDbConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// What a token may do. Ordered: each role may do everything the roles before it may.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Submits to its team's apps and sees its team's runs.
+    #[default]
+    Developer,
+    /// Sees and cancels every team's runs.
+    Operator,
+    /// Also waivers, rebase and key operations.
+    Admin,
+}
+
+impl Role {
+    /// The config and audit name (`developer`, `operator`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Developer => "developer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// A team and the hashes of its API tokens.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     pub name: String,
+    /// The role of the tokens in `token_hashes` (default `developer`).
+    #[serde(default)]
+    pub role: Role,
     /// `sha256:<hex>` of each token; tokens themselves are never stored.
     #[serde(default)]
     pub token_hashes: Vec<String>,
+    /// Named tokens, each with its own role; the name is what the audit log records as the actor.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One named token of a team.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (a person or a CI system), for the audit log.
+    pub name: String,
+    /// `sha256:<hex>` of the token.
+    pub hash: String,
+    /// Defaults to the team's role.
+    #[serde(default)]
+    pub role: Option<Role>,
 }
 
 impl fmt::Debug for TeamConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TeamConfig")
             .field("name", &self.name)
-            .field("tokens", &self.token_hashes.len())
+            .field("role", &self.role)
+            .field("tokens", &(self.token_hashes.len() + self.tokens.len()))
             .finish()
     }
 }
 
-/// Webhook secrets, by git host.
+/// Webhook secrets, by git host, and which repositories start runs of which apps.
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The shared secret GitHub signs deliveries with (`X-Hub-Signature-256`). Env: `AIRLOCK_GITHUB_SECRET`.
     pub github_secret: Option<String>,
+    /// The secret token GitLab sends as `X-Gitlab-Token`. Env: `AIRLOCK_GITLAB_TOKEN`.
+    pub gitlab_token: Option<String>,
+    /// The secret Gitea and Forgejo sign deliveries with (`X-Gitea-Signature`). Env: `AIRLOCK_GITEA_SECRET`.
+    pub gitea_secret: Option<String>,
+    /// Repositories mapped to apps. When empty, any repository's push to any branch starts a run and the app and
+    /// team come from its `airlock.toml`; when set, only the listed repositories and branches do.
+    #[serde(default)]
+    pub repositories: Vec<RepositoryConfig>,
+}
+
+/// One repository a git host sends pushes for.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// The repository as the host names it (`group/project`), or its clone URL.
+    pub repository: String,
+    /// The app its pushes build.
+    pub app: String,
+    /// The team that owns the app.
+    pub team: String,
+    /// Branches whose pushes start runs (default `["main"]`).
+    #[serde(default = "default_branches")]
+    pub branches: Vec<String>,
+    /// Whether tag pushes start runs too.
+    #[serde(default)]
+    pub tags: bool,
+    /// Fetch from this URL instead of the clone URL in the event.
+    #[serde(default)]
+    pub clone_url: Option<String>,
+    /// HTTP token to fetch with (sent as the URL's password; never logged or stored with the run).
+    #[serde(default)]
+    pub fetch_token: Option<String>,
+    /// User name to go with `fetch_token` (default `oauth2`, which GitHub, GitLab and Gitea accept).
+    #[serde(default)]
+    pub fetch_user: Option<String>,
+}
+
+impl fmt::Debug for RepositoryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepositoryConfig")
+            .field("repository", &self.repository)
+            .field("app", &self.app)
+            .field("team", &self.team)
+            .field("branches", &self.branches)
+            .field("tags", &self.tags)
+            .field("clone_url", &self.clone_url)
+            .field("fetch_token", &self.fetch_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl RepositoryConfig {
+    /// Whether this mapping is for the repository an event names (by full name or clone URL).
+    pub fn matches(&self, full_name: &str, clone_url: &str) -> bool {
+        let norm = |s: &str| {
+            s.trim_end_matches('/')
+                .trim_end_matches(".git")
+                .to_ascii_lowercase()
+        };
+        let want = norm(&self.repository);
+        want == norm(full_name) || want == norm(clone_url)
+    }
+}
+
+fn default_branches() -> Vec<String> {
+    vec!["main".into()]
 }
 
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |s: &Option<String>| s.as_ref().map(|_| "***");
         f.debug_struct("WebhookConfig")
-            .field("github_secret", &self.github_secret.as_ref().map(|_| "***"))
+            .field("github_secret", &set(&self.github_secret))
+            .field("gitlab_token", &set(&self.gitlab_token))
+            .field("gitea_secret", &set(&self.gitea_secret))
+            .field("repositories", &self.repositories)
             .finish()
     }
 }
@@ -131,6 +250,9 @@ fn default_identity() -> String {
 }
 fn default_max_body() -> usize {
     256 * 1024 * 1024
+}
+fn default_max_webhook_body() -> usize {
+    25 * 1024 * 1024
 }
 fn default_reference_prefix() -> String {
     "airlock.local".into()
@@ -155,7 +277,8 @@ impl GateConfig {
         Ok(cfg)
     }
 
-    /// `AIRLOCK_DATABASE_URL`, `AIRLOCK_LISTEN`, `AIRLOCK_GITHUB_SECRET`, `AIRLOCK_SIGNING_KEY` override the file.
+    /// `AIRLOCK_DATABASE_URL`, `AIRLOCK_LISTEN`, `AIRLOCK_GITHUB_SECRET`, `AIRLOCK_GITLAB_TOKEN`,
+    /// `AIRLOCK_GITEA_SECRET`, `AIRLOCK_SIGNING_KEY` override the file.
     pub fn apply_env(&mut self) {
         if let Ok(v) = std::env::var("AIRLOCK_DATABASE_URL") {
             self.database_url = Some(v);
@@ -165,6 +288,12 @@ impl GateConfig {
         }
         if let Ok(v) = std::env::var("AIRLOCK_GITHUB_SECRET") {
             self.webhooks.github_secret = Some(v);
+        }
+        if let Ok(v) = std::env::var("AIRLOCK_GITLAB_TOKEN") {
+            self.webhooks.gitlab_token = Some(v);
+        }
+        if let Ok(v) = std::env::var("AIRLOCK_GITEA_SECRET") {
+            self.webhooks.gitea_secret = Some(v);
         }
         if let Ok(v) = std::env::var("AIRLOCK_SIGNING_KEY") {
             self.signing.key = Some(PathBuf::from(v));
@@ -233,6 +362,44 @@ impl GateConfig {
         self.data_dir.join("work")
     }
 
+    /// The URL to fetch a git run's source from, with the mapped repository's credentials when it has any.
+    /// The result may hold a secret: pass it to the fetcher only, never to a log, and clean error messages
+    /// with [`GateConfig::scrub`].
+    pub fn fetch_url(&self, source_ref: &str) -> String {
+        let Some(repo) = self
+            .webhooks
+            .repositories
+            .iter()
+            .find(|r| r.clone_url.as_deref() == Some(source_ref) || r.matches("", source_ref))
+        else {
+            return source_ref.to_string();
+        };
+        match (&repo.fetch_token, source_ref.split_once("://")) {
+            (Some(token), Some((scheme, rest))) if scheme.starts_with("http") => format!(
+                "{scheme}://{}:{token}@{rest}",
+                repo.fetch_user.as_deref().unwrap_or("oauth2")
+            ),
+            _ => source_ref.to_string(),
+        }
+    }
+
+    /// Replaces every configured secret in `text` with `***`, for messages that may quote a fetch URL.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let secrets = self
+            .webhooks
+            .repositories
+            .iter()
+            .filter_map(|r| r.fetch_token.as_deref())
+            .chain(self.webhooks.github_secret.as_deref())
+            .chain(self.webhooks.gitlab_token.as_deref())
+            .chain(self.webhooks.gitea_secret.as_deref());
+        for s in secrets.filter(|s| !s.is_empty()) {
+            out = out.replace(s, "***");
+        }
+        out
+    }
+
     /// The stack a descriptor asks for, or a sentence saying which stacks exist.
     pub fn stack(&self, name: Option<&str>) -> Result<&Stack, String> {
         let names = || {
@@ -254,5 +421,74 @@ impl GateConfig {
                 .first()
                 .ok_or_else(|| "no stack is configured on this platform".to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_repo() -> GateConfig {
+        toml::from_str(
+            r#"
+data_dir = "/tmp/x"
+[webhooks]
+gitlab_token = "hook-secret"
+[[webhooks.repositories]]
+repository = "acme/hello"
+app = "hello"
+team = "payments"
+clone_url = "https://git.example/acme/hello.git"
+fetch_token = "glpat-SECRET"
+"#,
+        )
+        .expect("config parses")
+    }
+
+    #[test]
+    fn fetch_url_carries_the_token_and_scrub_removes_it() {
+        let cfg = config_with_repo();
+        let url = cfg.fetch_url("https://git.example/acme/hello.git");
+        assert_eq!(
+            url,
+            "https://oauth2:glpat-SECRET@git.example/acme/hello.git"
+        );
+        assert_eq!(
+            cfg.fetch_url("https://other.example/x.git"),
+            "https://other.example/x.git"
+        );
+        let message = format!("fetching {url}: 401");
+        assert_eq!(
+            cfg.scrub(&message),
+            "fetching https://oauth2:***@git.example/acme/hello.git: 401"
+        );
+        let debug = format!("{cfg:?}");
+        assert!(
+            !debug.contains("glpat-SECRET") && !debug.contains("hook-secret"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn roles_parse_and_order() {
+        let cfg: GateConfig = toml::from_str(
+            r#"
+data_dir = "/tmp/x"
+[[teams]]
+name = "ops"
+role = "operator"
+token_hashes = []
+tokens = [{ name = "alice", hash = "sha256:00", role = "admin" }]
+"#,
+        )
+        .expect("config parses");
+        assert_eq!(cfg.teams[0].role, Role::Operator);
+        assert_eq!(cfg.teams[0].tokens[0].role, Some(Role::Admin));
+        assert!(Role::Developer < Role::Operator && Role::Operator < Role::Admin);
+        let err = toml::from_str::<GateConfig>(
+            "data_dir = \"/x\"\n[[teams]]\nname = \"a\"\nrole = \"root\"\n",
+        )
+        .expect_err("unknown role");
+        assert!(err.to_string().contains("root"), "{err}");
     }
 }

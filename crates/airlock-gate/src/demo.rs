@@ -169,14 +169,14 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoOutcome> {
         airlock_sign::PublicKey::load(&config.public_key_path())
             .context("stage agent: loading the public key")?,
     ]);
-    let sync = airlock_agent::SyncConfig {
-        source: airlock_agent::SourceSpec::Layout(config.boundary_dir()),
-        reference_prefix: config.boundary.reference_prefix.clone(),
+    let mut sync = airlock_agent::SyncConfig::new(
+        airlock_agent::SourceSpec::Layout(config.boundary_dir()),
         trust,
-        env: "staging".into(),
-        target: airlock_agent::TargetSpec::Directory(target.clone()),
-        admission: Some(config.admission_dir()),
-    };
+        "staging",
+        airlock_agent::TargetSpec::Directory(target.clone()),
+    );
+    sync.reference_prefix = config.boundary.reference_prefix.clone();
+    sync.admission = Some(config.admission_dir());
     let report = airlock_agent::sync_once(&sync)
         .await
         .context("stage agent")?;

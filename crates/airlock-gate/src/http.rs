@@ -1,21 +1,36 @@
-//! The HTTP API: intake (submissions, webhooks), runs, health.
+//! The HTTP API: intake (submissions, webhooks), runs, health, readiness, metrics, the OpenAPI document.
 //!
 //! Accepted means stored: every 202 is answered only after the submission is in the store (and its tarball on
-//! disk, synced). Errors are `ApiError` JSON sentences with the right status.
+//! disk, synced). Errors are `ApiError` JSON sentences with the right status. Every state-changing call is
+//! recorded in the hash-chained audit log (who, what, when, from where) before the answer is sent.
+//!
+//! Roles: a developer token submits and sees its own team's runs; operators see and cancel every team's runs;
+//! routes marked *admin-only* (waivers, the audit export) need an admin token.
 
-use crate::auth;
+use crate::audit::AuditEntry;
+use crate::auth::{self, Caller};
+use crate::config::Role;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::store::{NewRun, SourceKind};
+use crate::store::{NewRun, RunFilter, SourceKind};
+use crate::webhooks::{self, Host, Route};
 use airlock_cli::api::{ApiError, RunState, SubmissionAccepted};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Query, Request,
+    State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Shared state of the HTTP handlers.
@@ -24,13 +39,33 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Wakes the worker when a run is queued.
     pub wake: Arc<Notify>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The peer address of the connection ("from where" in the audit log), or `unknown` when the server was not
+/// started with connect info (tests driving the router directly).
+pub struct Peer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
 }
 
 /// An API error: status plus the sentence the caller reads.
 pub struct HttpError(StatusCode, ApiError);
 
 impl HttpError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         HttpError(
             status,
             ApiError {
@@ -39,10 +74,10 @@ impl HttpError {
             },
         )
     }
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -61,22 +96,43 @@ impl IntoResponse for HttpError {
 /// The gate's router.
 pub fn router(state: AppState) -> Router {
     let limit = state.pipeline.config.max_body_bytes;
+    let hook_limit = state.pipeline.config.max_webhook_bytes;
+    let hooks = Router::new()
+        .route("/api/v1/hooks/github", post(github_hook))
+        .route("/api/v1/hooks/gitlab", post(gitlab_hook))
+        .route("/api/v1/hooks/gitea", post(gitea_hook))
+        .layer(DefaultBodyLimit::max(hook_limit));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/api/v1/submissions", post(submit))
-        .route("/api/v1/hooks/github", post(github_hook))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
+        .route("/api/v1/runs/{id}/events", get(run_events))
+        .route("/api/v1/audit", get(audit_export))
+        .route("/api/v1/waivers", get(list_waivers).post(add_waiver))
+        .route(
+            "/api/v1/waivers/{key}",
+            axum::routing::delete(remove_waiver),
+        )
+        .merge(crate::ui::router())
+        .layer(DefaultBodyLimit::max(limit))
+        .merge(hooks)
         .fallback(|| async {
             HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })
-        .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-fn bearer_team(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
+/// The caller of a bearer-token route, or 401 with what to do.
+pub(crate) fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, HttpError> {
     let unauthorized = |m: &str| HttpError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -90,11 +146,95 @@ fn bearer_team(state: &AppState, headers: &HeaderMap) -> Result<String, HttpErro
     let token = value
         .strip_prefix("Bearer ")
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
-    auth::team_for_token(&state.pipeline.config.teams, token.trim())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            unauthorized("this token is not known to the gate; ask an operator for a team token")
-        })
+    auth::authenticate(&state.pipeline.config.teams, token.trim()).ok_or_else(|| {
+        unauthorized("this token is not known to the gate; ask an operator for a team token")
+    })
+}
+
+/// The caller, if its role is at least `role`; 403 naming the role needed otherwise.
+pub(crate) fn require_role(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Caller, HttpError> {
+    let who = caller(state, headers)?;
+    if who.role < role {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this needs a token with role {} or above; yours ({}) has role {}",
+                role.as_str(),
+                who.name,
+                who.role.as_str()
+            ),
+        ));
+    }
+    Ok(who)
+}
+
+/// Appends to the audit log; a failure fails the request, since an unrecorded change must not look accepted.
+#[allow(clippy::too_many_arguments)] // one call per audited route: the fields read better named at the call
+pub(crate) async fn audit(
+    state: &AppState,
+    who: Option<&Caller>,
+    actor: &str,
+    peer: &Peer,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: String,
+) -> Result<(), HttpError> {
+    let entry = AuditEntry {
+        actor: who
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| actor.to_string()),
+        team: who.map(|c| c.team.clone()).unwrap_or_default(),
+        role: who
+            .map(|c| c.role.as_str().to_string())
+            .unwrap_or_else(|| "webhook".into()),
+        action: action.into(),
+        target: target.into(),
+        source_ip: peer.0.clone(),
+        outcome: outcome.into(),
+        detail,
+    };
+    state
+        .pipeline
+        .store
+        .append_audit(&entry)
+        .await
+        .map(|_| ())
+        .map_err(HttpError::internal)
+}
+
+/// `GET /readyz`: 200 when the store answers, 503 otherwise (take this replica out of the load balancer).
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.pipeline.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the store does not answer: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
+    let text = state
+        .metrics
+        .render(&state.pipeline.store)
+        .await
+        .map_err(HttpError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 fn accepted(run_id: &str) -> Response {
@@ -117,10 +257,38 @@ fn new_run_id() -> String {
 /// and the gzip tarball as `source`.
 async fn submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    mut form: Multipart,
+    peer: Peer,
+    request: Request,
 ) -> Result<Response, HttpError> {
-    let team = bearer_team(&state, &headers)?;
+    let headers = request.headers().clone();
+    let who = caller(&state, &headers)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("multipart/form-data") {
+        return Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            format!(
+                "a submission must be `multipart/form-data` (the source tarball as part `source`), not {:?}",
+                if content_type.is_empty() {
+                    "no Content-Type"
+                } else {
+                    content_type
+                }
+            ),
+        ));
+    }
+    let mut form = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| {
+            HttpError::bad_request(format!(
+                "the multipart body cannot be read: {}",
+                e.body_text()
+            ))
+        })?;
+    let team = who.team.clone();
     let id = new_run_id();
     let sources = state.pipeline.config.sources_dir();
     std::fs::create_dir_all(&sources).map_err(HttpError::internal)?;
@@ -205,125 +373,234 @@ async fn submit(
         let _ = std::fs::remove_file(&final_path);
         return Err(HttpError::internal(e));
     }
+    audit(
+        &state,
+        Some(&who),
+        "",
+        &peer,
+        "run.submit",
+        &id,
+        "accepted",
+        format!("{} {} at {}", run.repository, run.branch, run.commit),
+    )
+    .await?;
     tracing::info!(run = %id, team = %run.team, "submission accepted");
     state.wake.notify_one();
     Ok(accepted(&id))
 }
 
-#[derive(Deserialize)]
-struct PushEvent {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    after: String,
-    repository: PushRepository,
-    #[serde(default)]
-    pusher: Option<Named>,
-    #[serde(default)]
-    deleted: bool,
+/// `POST /api/v1/hooks/github`: a push event, signed with `X-Hub-Signature-256`.
+async fn github_hook(state: State<AppState>, peer: Peer, request: Request) -> Response {
+    hook(state, peer, request, Host::GitHub).await
 }
 
-#[derive(Deserialize)]
-struct PushRepository {
-    clone_url: String,
-    #[serde(default)]
-    full_name: Option<String>,
+/// `POST /api/v1/hooks/gitlab`: a push or tag push event with the secret token in `X-Gitlab-Token`.
+async fn gitlab_hook(state: State<AppState>, peer: Peer, request: Request) -> Response {
+    hook(state, peer, request, Host::GitLab).await
 }
 
-#[derive(Deserialize)]
-struct Named {
-    name: String,
+/// `POST /api/v1/hooks/gitea`: a Gitea or Forgejo push event, signed with `X-Gitea-Signature`.
+async fn gitea_hook(state: State<AppState>, peer: Peer, request: Request) -> Response {
+    hook(state, peer, request, Host::Gitea).await
 }
 
-/// `POST /api/v1/hooks/github`: a push event, signed with the shared secret.
-async fn github_hook(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, HttpError> {
-    let secret = state
-        .pipeline
-        .config
-        .webhooks
-        .github_secret
-        .as_deref()
-        .ok_or_else(|| {
-            HttpError::new(
-                StatusCode::NOT_FOUND,
-                "not_configured",
-                "GitHub webhooks are not configured on this gate",
-            )
-        })?;
-    let signature = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            HttpError::new(
-                StatusCode::UNAUTHORIZED,
-                "unsigned",
-                "the delivery has no X-Hub-Signature-256 header",
-            )
-        })?;
-    if !auth::verify_github_signature(secret, &body, signature) {
-        return Err(HttpError::new(
+/// One webhook delivery of any host, counted in `/metrics` by how it ended.
+async fn hook(State(state): State<AppState>, peer: Peer, request: Request, host: Host) -> Response {
+    match hook_inner(&state, &peer, request, host).await {
+        Ok((result, response)) => {
+            state.metrics.webhook(host.as_str(), result);
+            response
+        }
+        Err(e) => {
+            state.metrics.webhook(host.as_str(), &e.1.code);
+            e.into_response()
+        }
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn hook_inner(
+    state: &AppState,
+    peer: &Peer,
+    request: Request,
+    host: Host,
+) -> Result<(&'static str, Response), HttpError> {
+    let hooks = &state.pipeline.config.webhooks;
+    let not_configured = || {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            format!("{} webhooks are not configured on this gate", host.as_str()),
+        )
+    };
+    let unsigned = |header: &str| {
+        HttpError::new(
             StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            "X-Hub-Signature-256 does not match the body for the configured secret",
+            "unsigned",
+            format!("the delivery has no {header} header"),
+        )
+    };
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    // Check the secret is configured before reading a byte of the body.
+    let secret = match host {
+        Host::GitHub => hooks.github_secret.as_deref(),
+        Host::GitLab => hooks.gitlab_token.as_deref(),
+        Host::Gitea => hooks.gitea_secret.as_deref(),
+    }
+    .ok_or_else(not_configured)?;
+    // An unsigned delivery is refused as such (401) before anything about its form is judged.
+    let auth_headers: &[&str] = match host {
+        Host::GitHub => &["x-hub-signature-256"],
+        Host::GitLab => &["x-gitlab-token"],
+        Host::Gitea => &["x-gitea-signature", "x-forgejo-signature"],
+    };
+    if !auth_headers.iter().any(|h| headers.contains_key(*h)) {
+        return Err(unsigned(match host {
+            Host::GitHub => "X-Hub-Signature-256",
+            Host::GitLab => "X-Gitlab-Token",
+            Host::Gitea => "X-Gitea-Signature",
+        }));
+    }
+    let content_type = header_text(&headers, "content-type").unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            format!(
+                "webhook deliveries must be `application/json`, not {:?} (set the content type to JSON in the \
+                 webhook's settings)",
+                if content_type.is_empty() {
+                    "no Content-Type"
+                } else {
+                    content_type
+                }
+            ),
         ));
     }
-    let event = headers
-        .get("x-github-event")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if event == "ping" {
-        return Ok((StatusCode::OK, Json(serde_json::json!({"pong": true}))).into_response());
-    }
-    if event != "push" {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({"ignored": format!("event {event:?}")})),
+    let limit = state.pipeline.config.max_webhook_bytes;
+    let body: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the delivery is larger than the gate's limit of {limit} bytes (max_webhook_bytes)"
+            ),
         )
-            .into_response());
-    }
-    let push: PushEvent = parse_json(&body, "the push event")?;
-    if push.deleted || push.after.chars().all(|c| c == '0') {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({"ignored": "branch deletion"})),
+    })?;
+    let (event, delivery) = match host {
+        Host::GitHub => {
+            let sig = header_text(&headers, "x-hub-signature-256")
+                .ok_or_else(|| unsigned("X-Hub-Signature-256"))?;
+            if !auth::verify_github_signature(secret, &body, sig) {
+                return Err(HttpError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "bad_signature",
+                    "X-Hub-Signature-256 does not match the body for the configured secret",
+                ));
+            }
+            (
+                header_text(&headers, "x-github-event").unwrap_or(""),
+                header_text(&headers, "x-github-delivery"),
+            )
+        }
+        Host::GitLab => {
+            let token = header_text(&headers, "x-gitlab-token")
+                .ok_or_else(|| unsigned("X-Gitlab-Token"))?;
+            if !auth::verify_gitlab_token(secret, token) {
+                return Err(HttpError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "bad_signature",
+                    "X-Gitlab-Token does not match the configured secret token",
+                ));
+            }
+            (
+                header_text(&headers, "x-gitlab-event").unwrap_or(""),
+                header_text(&headers, "x-gitlab-event-uuid")
+                    .or_else(|| header_text(&headers, "idempotency-key")),
+            )
+        }
+        Host::Gitea => {
+            let sig = header_text(&headers, "x-gitea-signature")
+                .or_else(|| header_text(&headers, "x-forgejo-signature"))
+                .ok_or_else(|| unsigned("X-Gitea-Signature"))?;
+            if !auth::verify_gitea_signature(secret, &body, sig) {
+                return Err(HttpError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "bad_signature",
+                    "X-Gitea-Signature does not match the body for the configured secret",
+                ));
+            }
+            (
+                header_text(&headers, "x-gitea-event")
+                    .or_else(|| header_text(&headers, "x-forgejo-event"))
+                    .unwrap_or(""),
+                header_text(&headers, "x-gitea-delivery")
+                    .or_else(|| header_text(&headers, "x-forgejo-delivery")),
+            )
+        }
+    };
+    let ignored = |why: String| {
+        (
+            "ignored",
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "ignored": why })),
+            )
+                .into_response(),
         )
-            .into_response());
+    };
+    if host == Host::GitHub && event == "ping" {
+        return Ok((
+            "ping",
+            (StatusCode::OK, Json(serde_json::json!({"pong": true}))).into_response(),
+        ));
     }
+    let is_push = match host {
+        Host::GitHub | Host::Gitea => event == "push",
+        Host::GitLab => event == "Push Hook" || event == "Tag Push Hook",
+    };
+    if !is_push {
+        return Ok(ignored(format!("event {event:?}")));
+    }
+    let push = webhooks::parse_push(host, &body)
+        .map_err(|e| HttpError::bad_request(format!("the push event is not valid: {e}")))?;
+    let mapping = match webhooks::route(hooks, &push) {
+        Route::Ignore(why) => return Ok(ignored(why)),
+        Route::Start(mapping) => mapping,
+    };
     if push.after.len() < 7 || !push.after.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(HttpError::bad_request(format!(
             "`after` is not a commit id: {:?}",
             push.after
         )));
     }
-    let delivery = headers
-        .get("x-github-delivery")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("push:{}:{}", push.repository.clone_url, push.after));
+    let delivery = format!(
+        "{}:{}",
+        host.as_str(),
+        delivery
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("push:{}:{}:{}", push.clone_url, push.git_ref, push.after))
+    );
     let id = new_run_id();
     let run = NewRun {
         id: id.clone(),
-        app: String::new(),
-        team: String::new(),
+        app: mapping.map(|m| m.app.clone()).unwrap_or_default(),
+        team: mapping.map(|m| m.team.clone()).unwrap_or_default(),
         source_kind: SourceKind::Git,
-        source_ref: push.repository.clone_url.clone(),
-        repository: push
-            .repository
-            .full_name
-            .clone()
-            .unwrap_or_else(|| push.repository.clone_url.clone()),
+        source_ref: mapping
+            .and_then(|m| m.clone_url.clone())
+            .unwrap_or_else(|| push.clone_url.clone()),
+        repository: push.full_name.clone(),
         commit: push.after.clone(),
-        branch: push
-            .git_ref
-            .strip_prefix("refs/heads/")
-            .unwrap_or(&push.git_ref)
-            .to_string(),
-        author: push.pusher.map(|p| p.name).unwrap_or_default(),
+        branch: push.short_ref().to_string(),
+        author: push.pusher.clone(),
         commit_time: None,
     };
+    let actor = format!("webhook:{}", host.as_str());
     match state
         .pipeline
         .store
@@ -332,18 +609,35 @@ async fn github_hook(
         .map_err(HttpError::internal)?
     {
         Some(existing) => Ok((
-            StatusCode::OK,
-            Json(SubmissionAccepted {
-                status_url: format!("/api/v1/runs/{existing}"),
-                run_id: existing,
-                state: RunState::Queued,
-            }),
-        )
-            .into_response()),
+            "duplicate",
+            (
+                StatusCode::OK,
+                Json(SubmissionAccepted {
+                    status_url: format!("/api/v1/runs/{existing}"),
+                    run_id: existing,
+                    state: RunState::Queued,
+                }),
+            )
+                .into_response(),
+        )),
         None => {
-            tracing::info!(run = %id, delivery = %delivery, "webhook accepted");
+            audit(
+                state,
+                None,
+                &actor,
+                peer,
+                "webhook.push",
+                &id,
+                "accepted",
+                format!(
+                    "{} {} at {} (delivery {delivery})",
+                    push.full_name, push.git_ref, push.after
+                ),
+            )
+            .await?;
+            tracing::info!(run = %id, delivery = %delivery, host = host.as_str(), "webhook accepted");
             state.wake.notify_one();
-            Ok(accepted(&id))
+            Ok(("accepted", accepted(&id)))
         }
     }
 }
@@ -364,31 +658,80 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RunsQuery {
     app: Option<String>,
+    team: Option<String>,
+    state: Option<String>,
+    limit: Option<i64>,
 }
 
+/// Reads `?app=&team=&state=&limit=` into a filter a caller may use: a developer's team filter is always its own.
+pub(crate) fn runs_filter(
+    who: &Caller,
+    app: Option<String>,
+    team: Option<String>,
+    state: Option<String>,
+    limit: Option<i64>,
+) -> Result<RunFilter, HttpError> {
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let team = match (who.role, nonempty(team)) {
+        (Role::Developer, Some(t)) if t != who.team => {
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "a developer token sees only its own team's runs ({}), not team {t}'s",
+                    who.team
+                ),
+            ));
+        }
+        (Role::Developer, _) => Some(who.team.clone()),
+        (_, t) => t,
+    };
+    let state = match nonempty(state) {
+        Some(s) => Some(s.parse::<RunState>().map_err(|_| {
+            HttpError::bad_request(format!(
+                "`state` must be one of {}, got {s:?}",
+                RunState::ALL.map(|s| s.as_str()).join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    Ok(RunFilter {
+        app: nonempty(app),
+        team,
+        state,
+        limit: limit.unwrap_or(100),
+    })
+}
+
+/// `GET /api/v1/runs?app=&team=&state=&limit=`: newest first; developers see their team's runs only.
 async fn list_runs(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<RunsQuery>,
+    q: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, HttpError> {
-    let team = bearer_team(&state, &headers)?;
+    let who = caller(&state, &headers)?;
+    let Query(q) = q.map_err(|e| {
+        HttpError::bad_request(format!("the query string is not valid: {}", e.body_text()))
+    })?;
+    let filter = runs_filter(&who, q.app, q.team, q.state, q.limit)?;
     let runs = state
         .pipeline
         .store
-        .list_runs(q.app.as_deref(), Some(&team), 100)
+        .find_runs(&filter)
         .await
         .map_err(HttpError::internal)?;
     Ok(Json(serde_json::json!({ "runs": runs })).into_response())
 }
 
-async fn get_run(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, HttpError> {
-    let team = bearer_team(&state, &headers)?;
+/// The run, if the caller may see it; otherwise 404, so a token cannot probe other teams' run ids.
+pub(crate) async fn visible_run(
+    state: &AppState,
+    who: &Caller,
+    id: &str,
+) -> Result<airlock_cli::api::RunView, HttpError> {
     let not_found = || {
         HttpError::new(
             StatusCode::NOT_FOUND,
@@ -396,38 +739,35 @@ async fn get_run(
             format!("run {id} does not exist"),
         )
     };
-    let view = match state.pipeline.store.run_view(&id).await {
+    let view = match state.pipeline.store.run_view(id).await {
         Ok(v) => v,
         Err(crate::store::StoreError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(HttpError::internal(e)),
     };
-    // Webhook runs get their team at fetch; until then any team may look. Otherwise a team sees only its runs.
-    if !view.team.is_empty() && view.team != team {
+    // An unmapped webhook run gets its team from airlock.toml at fetch; until then whoever has its id may look.
+    if !view.team.is_empty() && !who.may_see_team(&view.team) {
         return Err(not_found());
     }
-    Ok(Json(view).into_response())
+    Ok(view)
 }
 
-async fn cancel_run(
+async fn get_run(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    let team = bearer_team(&state, &headers)?;
-    let view = state.pipeline.store.run_view(&id).await.map_err(|_| {
-        HttpError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("run {id} does not exist"),
-        )
-    })?;
-    if !view.team.is_empty() && view.team != team {
-        return Err(HttpError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("run {id} does not exist"),
-        ));
-    }
+    let who = caller(&state, &headers)?;
+    Ok(Json(visible_run(&state, &who, &id).await?).into_response())
+}
+
+async fn cancel_run(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let who = caller(&state, &headers)?;
+    visible_run(&state, &who, &id).await?;
     if !state
         .pipeline
         .store
@@ -441,9 +781,216 @@ async fn cancel_run(
             format!("run {id} has already finished"),
         ));
     }
+    audit(
+        &state,
+        Some(&who),
+        "",
+        &peer,
+        "run.cancel",
+        &id,
+        "accepted",
+        String::new(),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"run_id": id, "cancel_requested": true})),
     )
         .into_response())
+}
+
+/// `GET /api/v1/runs/{id}/events`: the run's progress as server-sent events. `state` when the run's state
+/// changes, `step` when a step starts or ends (data: the step as JSON), and a last `end` event with the whole
+/// run when it reaches a terminal state; then the stream closes.
+async fn run_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let who = caller(&state, &headers)?;
+    visible_run(&state, &who, &id).await?;
+    struct Cursor {
+        state: AppState,
+        id: String,
+        seen: std::collections::HashMap<String, String>,
+        last_state: Option<RunState>,
+        pending: std::collections::VecDeque<Event>,
+        done: bool,
+    }
+    let cursor = Cursor {
+        state,
+        id,
+        seen: Default::default(),
+        last_state: None,
+        pending: Default::default(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(ev) = c.pending.pop_front() {
+                return Some((Ok::<Event, std::convert::Infallible>(ev), c));
+            }
+            if c.done {
+                return None;
+            }
+            let view = match c.state.pipeline.store.run_view(&c.id).await {
+                Ok(v) => v,
+                Err(e) => {
+                    c.pending
+                        .push_back(Event::default().event("error").data(e.to_string()));
+                    c.done = true;
+                    continue;
+                }
+            };
+            for step in &view.steps {
+                let key = format!("{:?}", step.state);
+                if c.seen.get(&step.name) != Some(&key) {
+                    c.seen.insert(step.name.clone(), key);
+                    if let Ok(ev) = Event::default().event("step").json_data(step) {
+                        c.pending.push_back(ev);
+                    }
+                }
+            }
+            if c.last_state != Some(view.state) {
+                c.last_state = Some(view.state);
+                c.pending
+                    .push_back(Event::default().event("state").data(view.state.as_str()));
+            }
+            if view.state.is_terminal() {
+                if let Ok(ev) = Event::default().event("end").json_data(&view) {
+                    c.pending.push_back(ev);
+                }
+                c.done = true;
+            } else if c.pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/audit?after=SEQ&limit=N` (admin-only): audit entries as JSON lines, oldest first.
+async fn audit_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    require_role(&state, &headers, Role::Admin)?;
+    let Query(q) = q.map_err(|e| {
+        HttpError::bad_request(format!("the query string is not valid: {}", e.body_text()))
+    })?;
+    let records = state
+        .pipeline
+        .store
+        .audit_entries(
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(1000).clamp(1, 10_000),
+        )
+        .await
+        .map_err(HttpError::internal)?;
+    let mut out = String::new();
+    for r in records {
+        out.push_str(&serde_json::to_string(&r).map_err(HttpError::internal)?);
+        out.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
+}
+
+/// The body of `POST /api/v1/waivers`: the fields of a `[[waiver]]` table of `waivers.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWaiver {
+    id: String,
+    package: String,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    app: Option<String>,
+    expires: String,
+    reason: String,
+    approver: String,
+}
+
+fn waiver_error(e: airlock_policy::PolicyError) -> HttpError {
+    use airlock_policy::PolicyError as E;
+    match e {
+        E::InvalidWaiver { .. } => {
+            HttpError::new(StatusCode::BAD_REQUEST, "invalid_waiver", e.to_string())
+        }
+        E::WaiverExists { .. } => {
+            HttpError::new(StatusCode::CONFLICT, "waiver_exists", e.to_string())
+        }
+        E::WaiverInFile { .. } => {
+            HttpError::new(StatusCode::CONFLICT, "waiver_in_file", e.to_string())
+        }
+        E::WaiverNotFound(_) => HttpError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        other => HttpError::internal(other),
+    }
+}
+
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+/// `GET /api/v1/waivers`: every waiver (the reviewed file's and the API's) with its key, origin and whether it
+/// applies today.
+async fn list_waivers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    // admin-only.
+    require_role(&state, &headers, Role::Admin)?;
+    let waivers = state.pipeline.waivers.list(today());
+    Ok(Json(serde_json::json!({ "waivers": waivers })).into_response())
+}
+
+/// `POST /api/v1/waivers`: adds a waiver (expiry at most 90 days ahead, every field but team/app required); it
+/// applies from the next gate step on and survives a restart. 201 with the listed waiver.
+async fn add_waiver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    // admin-only.
+    let caller = require_role(&state, &headers, Role::Admin)?;
+    let new: NewWaiver = parse_json(&body, "the waiver")?;
+    let waiver = airlock_policy::Waiver {
+        id: new.id,
+        package: new.package,
+        team: new.team,
+        app: new.app,
+        expires: new.expires,
+        reason: new.reason,
+        approver: new.approver,
+    };
+    let listed = state
+        .pipeline
+        .waivers
+        .add(waiver, today())
+        .map_err(waiver_error)?;
+    tracing::info!(key = %listed.key, id = %listed.waiver.id, package = %listed.waiver.package,
+                   approver = %listed.waiver.approver, by_team = %caller, "waiver added");
+    Ok((StatusCode::CREATED, Json(listed)).into_response())
+}
+
+/// `DELETE /api/v1/waivers/{key}`: removes a waiver the API added (those of the reviewed file are removed there).
+async fn remove_waiver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, HttpError> {
+    // admin-only.
+    let caller = require_role(&state, &headers, Role::Admin)?;
+    let removed = state.pipeline.waivers.remove(&key).map_err(waiver_error)?;
+    tracing::info!(%key, id = %removed.id, package = %removed.package, by_team = %caller, "waiver removed");
+    Ok(Json(serde_json::json!({ "removed": key, "waiver": removed })).into_response())
 }

@@ -92,7 +92,10 @@ pub async fn init_data_dir(
 
     let builder = toolchain_builder().await;
     let builder_line = match &builder {
-        Ok(image) => format!("builder_image = {:?}", image.name),
+        Ok(image) => format!(
+            "builder_image = {:?}\nbuilder_image_digest = {:?}",
+            image.name, image.image_id
+        ),
         Err(reason) => {
             format!("# No builder image ({reason}), so builds of this stack use the host builder.")
         }

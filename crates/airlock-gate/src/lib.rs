@@ -13,11 +13,18 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod auth;
+pub mod cmd_audit;
+pub mod cmd_build;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod init;
+pub mod metrics;
+pub mod openapi;
 pub mod pipeline;
 pub mod server;
 pub mod store;
+pub mod ui;
+pub mod webhooks;

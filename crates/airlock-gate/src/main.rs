@@ -1,9 +1,15 @@
 //! `airlock-gate`: the service and its operator commands.
 
 use airlock_gate::{config::GateConfig, demo, init, server};
+
+mod cmd_keys;
+mod cmd_policy;
+mod cmd_scan;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod cmd_image;
 
 #[derive(Parser)]
 #[command(
@@ -49,19 +55,32 @@ enum Command {
     },
     /// Signing keys.
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(cmd_keys::KeysCommand),
+    /// Revoke an image or release digest: publish a signed revocation list that every agent honours.
+    Revoke(cmd_keys::RevokeArgs),
     /// Make a new team API token: prints the token once and the hash to put in the config.
     Token,
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Generate an ECDSA P-256 key pair (PKCS#8 PEM private key, mode 0600, and OUT.pub).
-    Generate {
-        /// Path of the private key to write.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    /// Scan an image or root filesystem: SBOM and known vulnerabilities (exit 3 with --fail-on).
+    Scan(cmd_scan::ScanArgs),
+    /// The vulnerability database: import OSV data, show its status.
+    #[command(subcommand)]
+    Vulndb(cmd_scan::VulnDbCommand),
+    /// Policies: run the Rego unit tests shipped in policies/ (exit 1 when one fails).
+    #[command(subcommand)]
+    Policy(cmd_policy::PolicyCommand),
+    /// Build a source directory exactly as the gate's build step does, print the image digest, write it to
+    /// `--to` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker://...`, `docker-daemon:NAME:TAG`).
+    Build(airlock_gate::cmd_build::BuildArgs),
+    /// The audit log: verify its hash chain, export it as JSON lines.
+    #[command(subcommand)]
+    Audit(airlock_gate::cmd_audit::AuditCommand),
+    /// OCI images: copy between registries, layouts and archives with signatures.
+    #[command(subcommand)]
+    Image(cmd_image::ImageCommand),
+    /// Write releases (with images, signatures, attestations) as one OCI layout archive for an air gap.
+    Export(cmd_image::ExportArgs),
+    /// Put an app image on a newer base of the same lineage without rebuilding it.
+    Rebase(cmd_image::RebaseArgs),
 }
 
 fn init_logging(json: bool, quiet: bool) {
@@ -122,25 +141,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("public key {}", done.config.public_key_path().display());
         }
-        Command::Keys(KeysCommand::Generate { out }) => {
-            let key = airlock_sign::SigningKey::generate();
-            init::write_key_pair(&out, &key)?;
-            println!("private key {} (mode 0600)", out.display());
-            println!("public key  {}", out.with_extension("pub").display());
-            println!("key id      {}", key.public_key().key_id());
-        }
+        Command::Keys(cmd) => cmd_keys::keys(cmd)?,
+        Command::Revoke(args) => cmd_keys::revoke(args).await?,
         Command::Token => {
             let token = airlock_gate::auth::generate_token();
             println!("token {token}");
             println!("hash  {}", airlock_gate::auth::hash_token(&token));
         }
+        Command::Scan(args) => cmd_scan::scan(args).await?,
+        Command::Vulndb(cmd) => cmd_scan::vulndb(cmd).await?,
+        Command::Policy(cmd) => cmd_policy::run(cmd)?,
+        Command::Audit(cmd) => airlock_gate::cmd_audit::run(cmd).await?,
+        Command::Build(args) => airlock_gate::cmd_build::run(args).await?,
+        Command::Image(command) => cmd_image::run_image(command).await?,
+        Command::Export(args) => cmd_image::run_export(args).await?,
+        Command::Rebase(args) => cmd_image::run_rebase(args).await?,
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json, matches!(cli.command, Command::Demo { .. }));
+    init_logging(
+        cli.log_json,
+        matches!(cli.command, Command::Demo { .. } | Command::Build(_)),
+    );
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -152,6 +177,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<cmd_scan::FailOn>().is_some() {
+                return ExitCode::from(cmd_scan::EXIT_FINDINGS);
+            }
             ExitCode::FAILURE
         }
     }

@@ -6,11 +6,11 @@
 
 use crate::config::GateConfig;
 use crate::store::{RunRecord, SourceKind, Store};
-use airlock_build::{BuildRequest, SourceMeta, UnpackLimits};
+use airlock_build::{SourceMeta, UnpackLimits};
 use airlock_cli::api::{RunState, StepState};
 use airlock_descriptor::AppDescriptor;
 use airlock_oci::{Digest, LayoutRoot, OciLayout, Store as OciStore};
-use airlock_policy::{PolicySet, Waiver};
+use airlock_policy::{PolicySet, WaiverBook};
 use airlock_scan::VulnDb;
 use airlock_sign::{ReleaseConfig, ReleaseImage, SigningKey, predicates};
 use serde_json::{Value, json};
@@ -30,7 +30,8 @@ pub struct Pipeline {
     pub store: Store,
     pub key: SigningKey,
     pub policies: PolicySet,
-    pub waivers: Vec<Waiver>,
+    /// The reviewed waivers file plus those added through the admin API; read at every gate step.
+    pub waivers: WaiverBook,
 }
 
 /// Why a step stopped the run.
@@ -181,17 +182,19 @@ impl Pipeline {
                 .map_err(Stop::Failed)?;
             }
             SourceKind::Git => {
-                let (url, wanted, src2) = (run.source_ref.clone(), run.commit.clone(), src.clone());
+                // The fetch URL may carry the repository's token (config); it goes to the fetcher only.
+                let url = self.config.fetch_url(&run.source_ref);
+                let (wanted, src2) = (run.commit.clone(), src.clone());
                 let git = tokio::task::spawn_blocking(move || {
                     airlock_build::fetch_git(&url, &wanted, &src2)
                 })
                 .await
                 .map_err(fail("fetching"))?
                 .map_err(|e| {
-                    Stop::Failed(format!(
+                    Stop::Failed(self.config.scrub(&format!(
                         "fetching {} at {}: {e}",
                         run.source_ref, run.commit
-                    ))
+                    )))
                 })?;
                 commit = git.commit;
                 commit_time = git.commit_time;
@@ -234,17 +237,6 @@ impl Pipeline {
     async fn build(&self, run: &RunRecord) -> StepResult {
         let src = self.run_dir(&run.id).join("src");
         let descriptor = self.descriptor(run)?;
-        if descriptor.build_mode(&src) == airlock_descriptor::BuildMode::Dockerfile {
-            return Err(Stop::Failed(
-                "this gate builds `standard` apps only so far; set [build] mode = \"standard\" with a stack, command and artifacts"
-                    .into(),
-            ));
-        }
-        let stack = self
-            .config
-            .stack(descriptor.build.stack.as_deref())
-            .map_err(Stop::Rejected)?;
-        let (builder, reason) = airlock_build::choose_builder(stack).await;
         let meta = SourceMeta {
             repository: run.repository.clone(),
             commit: run.commit.clone(),
@@ -254,22 +246,39 @@ impl Pipeline {
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
         };
-        let base_store = OciLayout::open(&self.config.bases_dir())
-            .map_err(fail("opening the approved bases"))?;
         let work = OciLayout::open_or_create(&self.config.work_layout_dir())
             .map_err(fail("opening the work store"))?;
-        let req = BuildRequest {
-            src_dir: &src,
-            descriptor: &descriptor,
-            stack,
-            source: &meta,
-            builder,
+        // The same step `airlock-gate build` runs: mode dispatch, build, smoke test.
+        let outcome = match crate::cmd_build::build_source(
+            &self.config,
+            &src,
+            &descriptor,
+            &meta,
+            &work,
+            &run.id,
+            true,
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(crate::cmd_build::BuildStop::Refused(message)) => {
+                return Err(Stop::Rejected(message));
+            }
+            Err(crate::cmd_build::BuildStop::Failed { message, smoke_log }) => {
+                if let Some(log) = smoke_log {
+                    std::fs::write(self.run_dir(&run.id).join("smoke.log"), log)
+                        .map_err(fail("keeping the smoke-test log"))?;
+                }
+                return Err(Stop::Failed(message));
+            }
         };
-        let built = airlock_build::build_standard(&req, &base_store, &work, &run.id)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let built = &outcome.built;
         std::fs::write(self.run_dir(&run.id).join("build.log"), &built.log)
             .map_err(fail("keeping the build log"))?;
+        if let Some(log) = &outcome.smoke_log {
+            std::fs::write(self.run_dir(&run.id).join("smoke.log"), log)
+                .map_err(fail("keeping the smoke-test log"))?;
+        }
         let builder_text = built.builder.to_string();
         self.store
             .set_builder(&run.id, &builder_text)
@@ -281,22 +290,24 @@ impl Pipeline {
             built.digest
         );
         let detail = format!(
-            "{} on stack {} with the {builder_text} builder ({reason})",
+            "{} ({}) on {} with the {builder_text} builder ({}); smoke test {}",
             short(built.digest.as_str()),
-            stack.name
+            outcome.mode,
+            outcome.stack.as_deref().map_or_else(
+                || format!("base {}", outcome.base_name),
+                |s| format!("stack {s}")
+            ),
+            outcome.reason,
+            outcome
+                .smoke
+                .get("result")
+                .and_then(Value::as_str)
+                .unwrap_or("skipped"),
         );
         Ok((
             json!({
                 "image": { "reference": reference, "digest": built.digest.to_string() },
-                "build": {
-                    "builder": builder_text, "builder_reason": reason, "stack": stack.name,
-                    "base": { "name": stack.run_image, "digest": built.base_digest.to_string() },
-                    "builder_image": built.builder_image_digest.as_ref().map(|d| json!({"name": stack.builder_image, "digest": d})),
-                    "app_layer": built.app_layer.to_string(),
-                    "user": built.config.config.user,
-                    "env_names": built.config.config.env.iter().flatten()
-                        .filter_map(|e| e.split('=').next()).collect::<Vec<_>>(),
-                },
+                "build": outcome.to_json(),
             }),
             Some(detail),
         ))
@@ -376,16 +387,42 @@ impl Pipeline {
             manifests.insert(env.name.clone(), rendered.files);
         }
         let build = run.outputs.get("build").cloned().unwrap_or(Value::Null);
+        // Image facts come from the built image's own config: what will run, not what was asked for.
+        let work = OciLayout::open(&self.config.work_layout_dir())
+            .map_err(fail("opening the work store"))?;
+        let image_config = airlock_oci::read_image(&work, digest.as_str())
+            .await
+            .map_err(fail("reading the image config"))?
+            .config
+            .config;
+        let ports: Vec<u16> = image_config
+            .exposed_ports
+            .iter()
+            .flatten()
+            .filter_map(|(p, _)| p.split('/').next()?.parse().ok())
+            .collect();
+        let src = self.run_dir(&run.id).join("src");
+        let (mode, dockerfile) = match descriptor.build_mode(&src) {
+            airlock_descriptor::BuildMode::Dockerfile => {
+                let name = descriptor.build.dockerfile.as_deref();
+                let path = src.join(name.unwrap_or("Dockerfile"));
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Stop::Failed(format!("reading {}: {e}", path.display())))?;
+                ("dockerfile", airlock_policy::dockerfile_facts(&text))
+            }
+            _ => ("standard", Value::Null),
+        };
         let input = json!({
             "submission": { "app": run.app, "team": run.team, "repository": run.repository, "commit": run.commit,
                             "branch": run.branch, "author": run.author },
             "descriptor": descriptor.to_json(),
-            "build": { "builder": build.get("builder"), "mode": "standard", "stack": build.get("stack") },
+            "build": { "builder": build.get("builder"), "mode": mode, "stack": build.get("stack") },
             "image": {
                 "digest": digest.to_string(),
-                "user": build.get("user"),
-                "ports": [descriptor.run.port],
-                "env_names": build.get("env_names"),
+                "user": image_config.user.unwrap_or_default(),
+                "ports": if ports.is_empty() { vec![descriptor.run.port] } else { ports },
+                "env_names": image_config.env.iter().flatten()
+                    .filter_map(|e| e.split('=').next()).collect::<Vec<_>>(),
                 "base": build.get("base"),
                 "builder_image": build.get("builder_image"),
             },
@@ -393,10 +430,10 @@ impl Pipeline {
                 "approved_bases": self.config.stacks.iter().map(|s| s.run_image_digest.to_string()).collect::<Vec<_>>(),
                 "allow_host_builder": self.config.policy.allow_host_builder,
             },
-            "sbom": run.outputs.get("sbom"),
+            "sbom": run.outputs.get("sbom").cloned().unwrap_or(json!({})),
             "findings": run.outputs.get("findings").cloned().unwrap_or(json!([])),
             "manifests": manifests,
-            "dockerfile": Value::Null,
+            "dockerfile": dockerfile,
         });
         write_json(&self.run_dir(&run.id).join("policy-input.json"), &input)?;
         let decision = self
@@ -404,7 +441,7 @@ impl Pipeline {
             .evaluate(
                 "airlock.gate",
                 &input,
-                &self.waivers,
+                &self.waivers.current(),
                 OffsetDateTime::now_utc(),
             )
             .map_err(fail("evaluating the gate policies"))?;
@@ -463,10 +500,9 @@ impl Pipeline {
         let build = run.outputs.get("build").cloned().unwrap_or(Value::Null);
         let descriptor_bytes =
             std::fs::read(dir.join("src/airlock.toml")).map_err(fail("reading airlock.toml"))?;
-        let mut resolved = vec![(
-            format!("git+{}", run.repository),
-            format!("gitCommit:{}", run.commit),
-        )];
+        // The source (repository at commit) is added first by `slsa_provenance`; these are the images the
+        // build used, pinned by digest.
+        let mut resolved = Vec::new();
         if let Some(base) = build.pointer("/base/digest").and_then(Value::as_str) {
             resolved.push((
                 format!(
@@ -497,31 +533,49 @@ impl Pipeline {
             resolved,
         });
         let sbom: Value = read_json(&dir.join("sbom.cdx.json"))?;
-        let vuln = json!({
-            "invocation": { "uri": self.config.identity, "event_id": run.id },
-            "scanner": { "uri": "https://airlock.dev/scanner", "version": env!("CARGO_PKG_VERSION"),
-                         "db": run.outputs.get("vulndb"), "result": run.outputs.get("findings") },
-            "metadata": { "scanStartedOn": now, "scanFinishedOn": now },
+        let vulndb = run.outputs.get("vulndb").cloned().unwrap_or(Value::Null);
+        let vuln = predicates::vuln_report(&predicates::VulnScanInput {
+            gate_id: self.config.identity.clone(),
+            run_id: run.id.clone(),
+            scanner_uri: "https://airlock.dev/scanner".into(),
+            scanner_version: env!("CARGO_PKG_VERSION").into(),
+            db_uri: "https://osv.dev".into(),
+            db_version: vulndb
+                .get("newest_modified")
+                .or_else(|| vulndb.get("imported_at"))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+            result: run.outputs.get("findings").cloned().unwrap_or(json!([])),
+            started_on: now.clone(),
+            finished_on: now.clone(),
         });
         let decision = run.outputs.get("decision").cloned().unwrap_or(Value::Null);
-        let decision_predicate = json!({
-            "decision": decision, "policy_digest": self.policies.digest(), "run": run.id, "gate": self.config.identity,
-        });
+        let decision_predicate =
+            predicates::policy_decision(&decision, &self.config.identity, &run.id);
+        // Waived vulnerabilities as OpenVEX, so VEX-aware scanners honour the gate's waivers too.
+        let vex = predicates::openvex(
+            &decision,
+            &docker_reference,
+            &digest,
+            &self.config.identity,
+            &now,
+        );
         let subject = docker_reference.clone();
-        let envelopes: Vec<_> = [
+        let mut predicates_to_sign = vec![
             (predicates::SLSA_PROVENANCE_V1, provenance),
             (predicates::CYCLONEDX, sbom),
             (predicates::VULN, vuln),
             (predicates::POLICY_DECISION, decision_predicate),
-        ]
-        .into_iter()
-        .map(|(kind, predicate)| {
-            airlock_sign::sign_envelope(
-                &airlock_sign::statement(&subject, &digest, kind, predicate),
-                &self.key,
-            )
-        })
-        .collect();
+        ];
+        if let Some(vex) = vex {
+            predicates_to_sign.push((predicates::OPENVEX, vex));
+        }
+        let mut envelopes = Vec::with_capacity(predicates_to_sign.len());
+        for (kind, predicate) in predicates_to_sign {
+            let statement = airlock_sign::statement(&subject, &digest, kind, predicate);
+            envelopes.push(airlock_sign::sign_envelope(&statement, &self.key));
+        }
         airlock_sign::attach_attestations(&staging, &digest, &envelopes)
             .await
             .map_err(fail("attaching attestations"))?;
@@ -559,7 +613,8 @@ impl Pipeline {
         .map_err(fail("signing the release"))?;
         let release_tag = airlock_sign::release_tag(sequence);
         let detail = format!(
-            "image, 4 attestations and release {sequence} signed by {}",
+            "image, {} attestations and release {sequence} signed by {}",
+            envelopes.len(),
             self.key.public_key().key_id()
         );
         Ok((

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// The file under the data directory that holds waivers added through `POST /api/v1/waivers`.
+pub const API_WAIVERS_FILE: &str = "waivers-api.toml";
+
 /// A running gate: its address and the handle of its server task.
 pub struct RunningGate {
     pub addr: SocketAddr,
@@ -23,8 +26,22 @@ pub async fn load_pipeline(config: GateConfig) -> anyhow::Result<Pipeline> {
     let store = Store::connect(&config.database_url())
         .await
         .context("opening the gate's store")?;
-    let key = airlock_sign::SigningKey::load(&config.key_path())
-        .with_context(|| format!("loading the signing key {}", config.key_path().display()))?;
+    // AIRLOCK_SIGNING_KEY_PEM (the key itself) wins over the key file; AIRLOCK_SIGNING_KEY_PASSWORD decrypts
+    // a cosign encrypted key. Neither value is ever logged.
+    let key = match airlock_sign::SigningKey::from_env(
+        "AIRLOCK_SIGNING_KEY_PEM",
+        "AIRLOCK_SIGNING_KEY_PASSWORD",
+    )? {
+        Some(key) => key,
+        None => {
+            let password =
+                std::env::var_os("AIRLOCK_SIGNING_KEY_PASSWORD").map(|p| p.into_encoded_bytes());
+            airlock_sign::SigningKey::load_with_password(&config.key_path(), password.as_deref())
+                .with_context(|| {
+                    format!("loading the signing key {}", config.key_path().display())
+                })?
+        }
+    };
     let policies = airlock_policy::PolicySet::load(&config.policy_dir()).with_context(|| {
         format!(
             "loading gate policies from {}",
@@ -32,12 +49,13 @@ pub async fn load_pipeline(config: GateConfig) -> anyhow::Result<Pipeline> {
         )
     })?;
     let today = time::OffsetDateTime::now_utc().date();
-    let waivers = if config.waivers_path().exists() {
-        airlock_policy::load_waivers(&config.waivers_path(), today)
-            .with_context(|| format!("loading waivers {}", config.waivers_path().display()))?
-    } else {
-        Vec::new()
-    };
+    // The reviewed file (read-only here) plus the waivers the admin API added, kept under the data directory.
+    let waivers = airlock_policy::WaiverBook::open(
+        Some(&config.waivers_path()),
+        &config.data_dir.join(API_WAIVERS_FILE),
+        today,
+    )
+    .context("loading waivers")?;
     Ok(Pipeline {
         config,
         store,
@@ -63,9 +81,12 @@ pub async fn start(config: GateConfig) -> anyhow::Result<RunningGate> {
     let app = router(AppState {
         pipeline: pipeline.clone(),
         wake: wake.clone(),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
     });
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        // Connect info gives the audit log the caller's address.
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
@@ -86,7 +107,9 @@ pub async fn run_worker(pipeline: Arc<Pipeline>, wake: Arc<Notify>) {
         match pipeline.store.claim_next(&owner, 15 * 60).await {
             Ok(Some(run)) => {
                 let id = run.id.clone();
-                if let Err(e) = pipeline.process(&id).await {
+                // Every log line of the run, whichever crate writes it, carries the run id through this span.
+                let span = tracing::info_span!("run", run = %id);
+                if let Err(e) = tracing::Instrument::instrument(pipeline.process(&id), span).await {
                     tracing::error!(run = %id, error = %format!("{e:#}"), "run interrupted; it will be retried");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

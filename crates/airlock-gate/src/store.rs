@@ -130,6 +130,17 @@ impl Store {
         Ok(Store { pool, sqlite })
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a
+    /// transaction that reads before it writes waits for another writer (busy timeout) instead of failing with
+    /// "database is locked" when it upgrades its lock.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        })
+    }
+
     /// Whether this is the single-node SQLite store (leases of a previous process can be dropped at start).
     pub fn is_sqlite(&self) -> bool {
         self.sqlite
@@ -137,108 +148,85 @@ impl Store {
 
     /// Stores a new run in state `queued`, with the pipeline's steps pending.
     pub async fn insert_run(&self, run: &NewRun) -> Result<(), StoreError> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO runs (id, app, team, state, source_kind, source_ref, repository, commit_sha, branch, author, \
-             outputs, created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-        )
-        .bind(&run.id)
-        .bind(&run.app)
-        .bind(&run.team)
-        .bind(run.source_kind.as_str())
-        .bind(&run.source_ref)
-        .bind(&run.repository)
-        .bind(&run.commit)
-        .bind(&run.branch)
-        .bind(&run.author)
-        .bind(serde_json::json!({ "source": { "commit_time": run.commit_time } }).to_string())
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        for (position, step) in crate::pipeline::STEPS.iter().enumerate() {
-            sqlx::query("INSERT INTO run_steps (run_id, name, position, state) VALUES ($1, $2, $3, 'pending')")
-                .bind(&run.id)
-                .bind(*step)
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.write_tx().await?;
+        insert_run_in(&mut tx, run).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records a webhook delivery with its new run in one transaction; returns the existing run id if the delivery
     /// was seen before (and then stores nothing).
+    ///
+    /// The delivery row is inserted first with `ON CONFLICT DO NOTHING`: on PostgreSQL a concurrent insert of the
+    /// same id by another replica waits for ours to commit and then does nothing, so exactly one run is stored.
     pub async fn insert_delivery_run(
         &self,
         delivery_id: &str,
         run: &NewRun,
     ) -> Result<Option<String>, StoreError> {
-        if let Some(row) = sqlx::query("SELECT run_id FROM deliveries WHERE delivery_id = $1")
-            .bind(delivery_id)
-            .fetch_optional(&self.pool)
-            .await?
-        {
-            return Ok(Some(row.try_get::<String, _>(0)?));
-        }
-        self.insert_run(run).await?;
+        let mut tx = self.write_tx().await?;
         let inserted = sqlx::query(
             "INSERT INTO deliveries (delivery_id, run_id, received_at) VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING",
         )
         .bind(delivery_id)
         .bind(&run.id)
         .bind(now_rfc3339())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            // Another replica accepted the same delivery between our check and insert: drop our duplicate.
-            self.set_terminal(
-                &run.id,
-                RunState::Cancelled,
-                Some(("intake", "duplicate webhook delivery")),
-            )
-            .await?;
+            tx.rollback().await?;
             let row = sqlx::query("SELECT run_id FROM deliveries WHERE delivery_id = $1")
                 .bind(delivery_id)
                 .fetch_one(&self.pool)
                 .await?;
             return Ok(Some(row.try_get::<String, _>(0)?));
         }
+        insert_run_in(&mut tx, run).await?;
+        tx.commit().await?;
         Ok(None)
     }
 
+    /// Whether the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Claims the oldest unfinished run whose lease is free, for `owner`, for `lease_secs`.
+    ///
+    /// One atomic `UPDATE ... RETURNING`: on PostgreSQL the candidate row is picked with `FOR UPDATE SKIP LOCKED`,
+    /// so replicas sharing the database never claim the same run and never wait on each other; the outer lease
+    /// condition is re-checked on the locked row. SQLite serialises writers, which gives the same guarantee.
     pub async fn claim_next(
         &self,
         owner: &str,
         lease_secs: i64,
     ) -> Result<Option<RunRecord>, StoreError> {
         let now = now_unix();
-        let candidates = sqlx::query(
-            "SELECT id FROM runs WHERE state NOT IN ('published', 'rejected', 'failed', 'cancelled') \
-             AND (lease_until IS NULL OR lease_until < $1) ORDER BY created_at LIMIT 5",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        for row in candidates {
-            let id: String = row.try_get(0)?;
-            let claimed = sqlx::query(
-                "UPDATE runs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-                 WHERE id = $3 AND (lease_until IS NULL OR lease_until < $4)",
-            )
+        let lock = if self.sqlite {
+            ""
+        } else {
+            " FOR UPDATE SKIP LOCKED"
+        };
+        let sql = format!(
+            "UPDATE runs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM runs WHERE state NOT IN ('published', 'rejected', 'failed', 'cancelled') \
+             AND (lease_until IS NULL OR lease_until < $3) ORDER BY created_at, id LIMIT 1{lock}) \
+             AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+        );
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
             .bind(now + lease_secs)
-            .bind(&id)
             .bind(now)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-            if claimed.rows_affected() == 1 {
-                return self.get_run(&id).await.map(Some);
+        match claimed {
+            Some(row) => {
+                let id: String = row.try_get(0)?;
+                self.get_run(&id).await.map(Some)
             }
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// Drops every lease: used at start of a single-node (SQLite) gate so runs cut off by a restart resume at once.
@@ -266,7 +254,7 @@ impl Store {
         step: &str,
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE runs SET state = $1, updated_at = $2 WHERE id = $3")
             .bind(enum_text(&state))
             .bind(&now)
@@ -297,7 +285,7 @@ impl Store {
         outputs: Option<&Value>,
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE run_steps SET state = $1, finished_at = $2, duration_ms = $3, detail = $4 WHERE run_id = $5 AND name = $6",
         )
@@ -372,7 +360,7 @@ impl Store {
         error: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE runs SET state = $1, error_step = $2, error_message = $3, updated_at = $4, lease_owner = NULL, \
              lease_until = NULL WHERE id = $5",
@@ -511,12 +499,26 @@ impl Store {
         team: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RunView>, StoreError> {
+        self.find_runs(&RunFilter {
+            app: app.map(str::to_string),
+            team: team.map(str::to_string),
+            state: None,
+            limit,
+        })
+        .await
+    }
+
+    /// Runs matching every given filter, newest first. A team filter matches that team exactly: a webhook run
+    /// whose team is not known yet is visible only to operators.
+    pub async fn find_runs(&self, filter: &RunFilter) -> Result<Vec<RunView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id FROM runs WHERE ($1 = '' OR app = $1) AND ($2 = '' OR team = $2 OR team = '') ORDER BY created_at DESC LIMIT $3",
+            "SELECT id FROM runs WHERE ($1 = '' OR app = $1) AND ($2 = '' OR team = $2) AND ($3 = '' OR state = $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
         )
-        .bind(app.unwrap_or(""))
-        .bind(team.unwrap_or(""))
-        .bind(limit)
+        .bind(filter.app.as_deref().unwrap_or(""))
+        .bind(filter.team.as_deref().unwrap_or(""))
+        .bind(filter.state.map(|s| s.as_str()).unwrap_or(""))
+        .bind(filter.limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -525,6 +527,245 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// How many runs are in each state (states with none are absent).
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// Runs waiting for a worker: queued and not leased.
+    pub async fn queue_depth(&self) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM runs WHERE state = 'queued' AND lease_owner IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Durations of finished steps as a cumulative histogram per step: for each step, the count at or under each
+    /// bound in `bounds_ms`, then the total count and the sum in milliseconds.
+    pub async fn step_duration_histogram(
+        &self,
+        bounds_ms: &[i64],
+    ) -> Result<Vec<StepHistogram>, StoreError> {
+        let mut cols = String::new();
+        for b in bounds_ms {
+            cols.push_str(&format!(
+                "CAST(SUM(CASE WHEN duration_ms <= {b} THEN 1 ELSE 0 END) AS BIGINT), "
+            ));
+        }
+        let sql = format!(
+            "SELECT name, {cols}COUNT(*), CAST(SUM(duration_ms) AS BIGINT) FROM run_steps WHERE duration_ms IS NOT NULL \
+             GROUP BY name ORDER BY name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut buckets = Vec::with_capacity(bounds_ms.len());
+            for i in 0..bounds_ms.len() {
+                buckets.push(row.try_get::<i64, _>(i + 1)?);
+            }
+            out.push(StepHistogram {
+                step: row.try_get(0)?,
+                buckets,
+                count: row.try_get(bounds_ms.len() + 1)?,
+                sum_ms: row.try_get(bounds_ms.len() + 2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Apps that have runs, with their team and newest published release (for the web UI).
+    pub async fn apps(&self) -> Result<Vec<AppSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT app, team, COUNT(*), MAX(created_at) FROM runs WHERE app <> '' GROUP BY app, team ORDER BY app, team",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let app: String = row.try_get(0)?;
+            let releases = sqlx::query(
+                "SELECT id FROM runs WHERE app = $1 AND state = 'published' ORDER BY created_at DESC LIMIT 20",
+            )
+            .bind(&app)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut published = Vec::new();
+            for r in releases {
+                published.push(self.run_view(&r.try_get::<String, _>(0)?).await?);
+            }
+            out.push(AppSummary {
+                app,
+                team: row.try_get(1)?,
+                runs: row.try_get(2)?,
+                last_run_at: row.try_get(3)?,
+                published,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Appends one entry to the hash-chained audit log and returns it as stored.
+    ///
+    /// The chain is extended under a lock (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises
+    /// writers), so concurrent replicas append one after another and never fork the chain.
+    pub async fn append_audit(
+        &self,
+        entry: &crate::audit::AuditEntry,
+    ) -> Result<crate::audit::AuditRecord, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if !self.sqlite {
+            sqlx::query("SELECT pg_advisory_xact_lock(7365840001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (seq, prev_hash) = match last {
+            Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+            None => (1, crate::audit::GENESIS.to_string()),
+        };
+        let record = crate::audit::AuditRecord::seal(seq, now_rfc3339(), entry.clone(), prev_hash);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(record.seq)
+        .bind(&record.at)
+        .bind(&record.entry.actor)
+        .bind(&record.entry.team)
+        .bind(&record.entry.role)
+        .bind(&record.entry.action)
+        .bind(&record.entry.target)
+        .bind(&record.entry.source_ip)
+        .bind(&record.entry.outcome)
+        .bind(&record.entry.detail)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Audit entries with `seq > after`, oldest first, at most `limit`.
+    pub async fn audit_entries(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash \
+             FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::audit::AuditRecord {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    entry: crate::audit::AuditEntry {
+                        actor: r.try_get("actor")?,
+                        team: r.try_get("team")?,
+                        role: r.try_get("role")?,
+                        action: r.try_get("action")?,
+                        target: r.try_get("target")?,
+                        source_ip: r.try_get("source_ip")?,
+                        outcome: r.try_get("outcome")?,
+                        detail: r.try_get("detail")?,
+                    },
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs a raw statement; only for tests that tamper with the store on purpose.
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub app: Option<String>,
+    pub team: Option<String>,
+    pub state: Option<RunState>,
+    pub limit: i64,
+}
+
+/// Finished-step durations of one step, as a cumulative histogram.
+#[derive(Debug, Clone)]
+pub struct StepHistogram {
+    pub step: String,
+    /// Count of durations at or under each bound, in the order of the bounds asked for.
+    pub buckets: Vec<i64>,
+    pub count: i64,
+    pub sum_ms: i64,
+}
+
+/// An app as the web UI lists it.
+#[derive(Debug, Clone)]
+pub struct AppSummary {
+    pub app: String,
+    pub team: String,
+    pub runs: i64,
+    pub last_run_at: String,
+    /// Published runs, newest first (at most 20).
+    pub published: Vec<RunView>,
+}
+
+async fn insert_run_in(
+    conn: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: &NewRun,
+) -> Result<(), StoreError> {
+    let now = now_rfc3339();
+    sqlx::query(
+        "INSERT INTO runs (id, app, team, state, source_kind, source_ref, repository, commit_sha, branch, author, \
+         outputs, created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&run.id)
+    .bind(&run.app)
+    .bind(&run.team)
+    .bind(run.source_kind.as_str())
+    .bind(&run.source_ref)
+    .bind(&run.repository)
+    .bind(&run.commit)
+    .bind(&run.branch)
+    .bind(&run.author)
+    .bind(serde_json::json!({ "source": { "commit_time": run.commit_time } }).to_string())
+    .bind(&now)
+    .execute(&mut **conn)
+    .await?;
+    for (position, step) in crate::pipeline::STEPS.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO run_steps (run_id, name, position, state) VALUES ($1, $2, $3, 'pending')",
+        )
+        .bind(&run.id)
+        .bind(*step)
+        .bind(position as i64)
+        .execute(&mut **conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The wire name of a serde enum (`RunState::Published` → `published`).

@@ -117,6 +117,11 @@ fn deployment_is_hardened() {
         "kubernetes.io/hostname"
     );
     assert_eq!(pod["volumes"][0]["name"], "tmp");
+    assert!(
+        pod["volumes"][0]["emptyDir"].is_object(),
+        "/tmp is an emptyDir: {:?}",
+        pod["volumes"][0]
+    );
     let c = &pod["containers"][0];
     let sc = &c["securityContext"];
     assert_eq!(sc["readOnlyRootFilesystem"], true);

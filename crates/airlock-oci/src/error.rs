@@ -94,6 +94,27 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An image reference (`docker://..`, `oci:..`, ..) could not be parsed.
+    InvalidReference {
+        /// The reference as given.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An OCI layout archive (tar) is malformed, truncated or incomplete.
+    InvalidArchive {
+        /// The archive file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The Docker Engine refused or failed an operation.
+    DockerDaemon {
+        /// The image involved.
+        image: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A registry answered with an error.
     Registry {
         /// The registry and repository.
@@ -179,6 +200,15 @@ impl std::fmt::Display for Error {
                 write!(f, "invalid image {reference}: {reason}")
             }
             Error::Registry { store, message } => write!(f, "registry {store}: {message}"),
+            Error::InvalidReference { reference, reason } => {
+                write!(f, "invalid image reference {reference:?}: {reason}")
+            }
+            Error::InvalidArchive { path, reason } => {
+                write!(f, "invalid OCI archive {}: {reason}", path.display())
+            }
+            Error::DockerDaemon { image, message } => {
+                write!(f, "Docker Engine, image {image}: {message}")
+            }
         }
     }
 }

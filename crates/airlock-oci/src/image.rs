@@ -197,22 +197,17 @@ async fn copy_fetched(
             .await?;
         }
     } else {
-        let manifest = ImageManifest::from_bytes(&fetched.bytes, &what).map_err(|e| match e {
-            Error::Json { .. } if !is_manifest(&fetched.media_type) => {
-                Error::UnsupportedMediaType {
-                    media_type: fetched.media_type.clone(),
-                    reference: reference.to_string(),
-                }
-            }
-            other => other,
-        })?;
-        for blob in std::iter::once(&manifest.config).chain(manifest.layers.iter()) {
-            if dst.has_blob(&blob.digest).await? {
-                continue;
-            }
-            let data = src.get_blob(&blob.digest).await?;
-            dst.put_blob(&blob.digest, &data).await?;
+        if !is_manifest(&fetched.media_type) {
+            return Err(Error::UnsupportedMediaType {
+                media_type: fetched.media_type.clone(),
+                reference: what,
+            });
         }
+        let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
+        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
+            .chain(manifest.layers.iter())
+            .collect();
+        copy_blobs(src, dst, &blobs).await?;
     }
     let digest = dst
         .put_manifest(&fetched.bytes, &fetched.media_type, dst_tag)
@@ -224,6 +219,149 @@ async fn copy_fetched(
         });
     }
     Ok(digest)
+}
+
+/// Attempts at moving one blob when a registry fails in the middle of it.
+const BLOB_ATTEMPTS: u32 = 3;
+
+/// Most blobs moved at the same time by one copy (skopeo moves 6 at once too).
+pub const MAX_PARALLEL_BLOBS: usize = 6;
+
+/// Copies the blobs `dst` lacks, at most [`MAX_PARALLEL_BLOBS`] at a time. Between two repositories of one
+/// registry a blob is mounted rather than moved; anything else is read (verified) and written.
+pub(crate) async fn copy_blobs(
+    src: &dyn Store,
+    dst: &dyn Store,
+    blobs: &[&Descriptor],
+) -> Result<(), Error> {
+    use futures::StreamExt;
+    let same_registry = match (src.registry_location(), dst.registry_location()) {
+        (Some((src_host, src_repo)), Some((dst_host, _))) if src_host == dst_host => Some(src_repo),
+        _ => None,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut queue = blobs
+        .iter()
+        .copied()
+        .filter(|b| seen.insert(b.digest.clone()));
+    // Named async fns in a FuturesUnordered rather than closures in a stream adapter: the futures then
+    // stay `Send` for any lifetime, which `tokio::spawn` of a caller needs.
+    let mut running = futures::stream::FuturesUnordered::new();
+    for blob in queue.by_ref().take(MAX_PARALLEL_BLOBS) {
+        running.push(copy_blob(src, dst, blob, same_registry.as_deref()));
+    }
+    while let Some(result) = running.next().await {
+        result?;
+        if let Some(blob) = queue.next() {
+            running.push(copy_blob(src, dst, blob, same_registry.as_deref()));
+        }
+    }
+    Ok(())
+}
+
+/// Copies one blob unless `dst` has it: a mount when `mount_from` names a repository of the same registry,
+/// else streamed, so a large layer never sits in memory. The source verifies the bytes as they pass and the
+/// destination commits only after a clean, verified end. A registry failure mid-stream starts the blob
+/// again (a stream cannot be replayed).
+async fn copy_blob(
+    src: &dyn Store,
+    dst: &dyn Store,
+    blob: &Descriptor,
+    mount_from: Option<&str>,
+) -> Result<(), Error> {
+    if dst.has_blob(&blob.digest).await? {
+        return Ok(());
+    }
+    if let Some(from) = mount_from
+        && dst.mount_blob(&blob.digest, from).await?
+    {
+        return Ok(());
+    }
+    let mut attempt = 1;
+    loop {
+        let stream = src.get_blob_stream(&blob.digest).await?;
+        match dst.put_blob_stream(&blob.digest, blob.size, stream).await {
+            Err(Error::Registry { .. }) if attempt < BLOB_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What [`copy_with_attachments`] should bring along.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CopyOptions {
+    /// Copy an index with every platform (its digest is kept). Without it an index is resolved to its
+    /// linux/amd64 manifest and only that is copied, as `skopeo copy` does without `--all`.
+    pub all_platforms: bool,
+}
+
+/// What [`copy_with_attachments`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Digest of the manifest (or index) now at the destination.
+    pub digest: Digest,
+    /// Cosign signature and attestation tags copied with it (`sha256-<hex>.sig` / `.att`).
+    pub attachments: Vec<String>,
+}
+
+/// The cosign tags that can hold signatures and attestations of `digest` (`sha256-<hex>.sig`, `.att`).
+pub fn attachment_tags(digest: &Digest) -> [String; 2] {
+    [
+        format!("{}-{}.sig", digest.algorithm(), digest.hex()),
+        format!("{}-{}.att", digest.algorithm(), digest.hex()),
+    ]
+}
+
+/// Copies the image at `reference` like [`copy_image`] (digests preserved) and then the cosign signature
+/// and attestation tags of every manifest copied, under the same tag names, so signatures keep verifying
+/// at the destination. Attachments are copied after the image, so a reader never sees a signature of an
+/// image that is not there yet.
+pub async fn copy_with_attachments(
+    src: &dyn Store,
+    dst: &dyn Store,
+    reference: &str,
+    dst_tag: Option<&str>,
+    options: CopyOptions,
+) -> Result<CopyReport, Error> {
+    let mut fetched = src.get_manifest(reference).await?;
+    let mut reference = reference.to_string();
+    if is_index(&fetched.media_type) && !options.all_platforms {
+        let what = format!("index {reference} in {}", src.describe());
+        let index = ImageIndex::from_bytes(&fetched.bytes, &what)?;
+        let chosen = pick_platform(&index).ok_or_else(|| Error::ManifestNotFound {
+            reference: format!("{reference} (linux/amd64 entry of the index; use all platforms)"),
+            store: src.describe(),
+        })?;
+        reference = chosen.digest.to_string();
+        fetched = src.get_manifest(&reference).await?;
+    }
+    let mut copied = vec![fetched.digest.clone()];
+    if is_index(&fetched.media_type) {
+        let what = format!("index {reference} in {}", src.describe());
+        let index = ImageIndex::from_bytes(&fetched.bytes, &what)?;
+        copied.extend(index.manifests.iter().map(|d| d.digest.clone()));
+    }
+    let digest = copy_fetched(src, dst, &reference, fetched, dst_tag, 0).await?;
+    let mut attachments = Vec::new();
+    for d in &copied {
+        for tag in attachment_tags(d) {
+            match src.get_manifest(&tag).await {
+                Ok(att) => {
+                    copy_fetched(src, dst, &tag, att, Some(&tag), 0).await?;
+                    attachments.push(tag);
+                }
+                Err(Error::ManifestNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(CopyReport {
+        digest,
+        attachments,
+    })
 }
 
 #[cfg(test)]
@@ -243,6 +381,29 @@ mod tests {
         c.config.cmd = Some(vec!["/bin/true".into()]);
         c.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
         c
+    }
+
+    /// The pipeline copies inside `tokio::spawn`ed tasks: the copy futures must be `Send` for any lifetime.
+    #[tokio::test]
+    async fn copies_can_run_in_spawned_tasks() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let src = OciLayout::create(d1.path()).unwrap();
+        let dst = OciLayout::create(d2.path()).unwrap();
+        let a = layer("a");
+        write_image(
+            &src,
+            &config_for(&[&a]),
+            &[(a.descriptor.clone(), Some(&a.data))],
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+        let task = tokio::spawn(async move {
+            let copied = copy_image(&src, &dst, "v1", Some("v1")).await?;
+            copy_with_attachments(&src, &dst, "v1", None, CopyOptions::default()).await?;
+            Ok::<_, Error>(copied)
+        });
+        task.await.unwrap().unwrap();
     }
 
     #[tokio::test]

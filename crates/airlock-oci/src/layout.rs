@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::store::{MAX_MANIFEST_SIZE, sniff_media_type, validate_tag};
+use crate::reference::validate_ref_name;
+use crate::store::{BlobStream, MAX_MANIFEST_SIZE, sniff_media_type, verify_stream};
 use crate::types::ANNOTATION_REF_NAME;
 use crate::{Descriptor, Digest, Error, FetchedManifest, ImageIndex, Store};
 
@@ -237,7 +238,7 @@ impl OciLayout {
         let (digest, media_type) = if let Ok(digest) = Digest::parse(reference) {
             (digest, None)
         } else {
-            validate_tag(reference)?;
+            validate_ref_name(reference)?;
             let index = self.read_index()?;
             let entry = index
                 .manifests
@@ -296,16 +297,38 @@ impl OciLayout {
             source,
         })?;
         if let Some(tag) = tag {
-            validate_tag(tag)?;
+            validate_ref_name(tag)?;
         }
         self.put_blob_sync(&digest, bytes)?;
         if let Some(tag) = tag {
-            let mut desc = Descriptor::new(media_type, digest.clone(), bytes.len() as u64);
-            desc.annotations = Some([(ANNOTATION_REF_NAME.to_string(), tag.to_string())].into());
-            self.update_index(|index| {
+            let desc = Descriptor::new(media_type, digest.clone(), bytes.len() as u64);
+            self.set_tags(&[(tag.to_string(), desc)])?;
+        }
+        Ok(digest)
+    }
+
+    /// Points every `(tag, manifest descriptor)` pair at its manifest in one `index.json` update, so readers
+    /// see all of them or none (what an import needs). The manifests must already be stored.
+    pub fn set_tags(&self, tags: &[(String, Descriptor)]) -> Result<(), Error> {
+        for (tag, desc) in tags {
+            validate_ref_name(tag)?;
+            if !self.has_blob_sync(&desc.digest)? {
+                return Err(Error::ManifestNotFound {
+                    reference: desc.digest.to_string(),
+                    store: self.describe(),
+                });
+            }
+        }
+        self.update_index(|index| {
+            for (tag, desc) in tags {
+                let mut desc = desc.clone();
+                let mut annotations = desc.annotations.take().unwrap_or_default();
+                annotations.insert(ANNOTATION_REF_NAME.to_string(), tag.clone());
+                desc.annotations = Some(annotations);
+                desc.platform = None;
                 let mut replaced = false;
                 index.manifests.retain_mut(|d| {
-                    if ref_name(d) != Some(tag) {
+                    if ref_name(d) != Some(tag.as_str()) {
                         return true;
                     }
                     if replaced {
@@ -318,10 +341,9 @@ impl OciLayout {
                 if !replaced {
                     index.manifests.push(desc);
                 }
-                Ok(())
-            })?;
-        }
-        Ok(digest)
+            }
+            Ok(())
+        })
     }
 
     /// Synchronous [`Store::list_tags`].
@@ -412,7 +434,109 @@ impl Store for OciLayout {
     async fn list_tags(&self) -> Result<Vec<String>, Error> {
         self.blocking(|l| l.list_tags_sync()).await
     }
+
+    async fn get_blob_stream(&self, digest: &Digest) -> Result<BlobStream, Error> {
+        use tokio::io::AsyncReadExt;
+        let path = self.blob_path(digest);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound {
+                    digest: digest.clone(),
+                    store: self.describe(),
+                });
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        let chunks = futures::stream::unfold(Some((file, path)), |state| async move {
+            let (mut file, path) = state?;
+            let mut buf = vec![0u8; STREAM_CHUNK];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), Some((file, path))))
+                }
+                Err(e) => Some((Err(Error::io(&path, e)), None)),
+            }
+        });
+        Ok(verify_stream(
+            Box::pin(chunks),
+            digest.clone(),
+            Some(size),
+            self.describe(),
+        ))
+    }
+
+    async fn put_blob_stream(
+        &self,
+        digest: &Digest,
+        size: u64,
+        mut stream: BlobStream,
+    ) -> Result<(), Error> {
+        use futures::StreamExt;
+        use std::io::Write as _;
+        use tokio::io::AsyncWriteExt;
+        let path = self.blob_path(digest);
+        if let Ok(m) = tokio::fs::metadata(&path).await
+            && m.is_file()
+            && m.len() == size
+        {
+            return Ok(());
+        }
+        static STREAM_COUNTER: AtomicU64 = AtomicU64::new(0);
+        let tmp = path.with_file_name(format!(
+            ".tmp-{}-{}-{}",
+            digest.hex(),
+            std::process::id(),
+            STREAM_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| Error::io(&tmp, e))?;
+            let mut hasher = crate::DigestWriter::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                let _ = hasher.write_all(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| Error::io(&tmp, e))?;
+            }
+            let (actual, len) = hasher.finish();
+            if actual != *digest {
+                return Err(Error::DigestMismatch {
+                    digest: digest.clone(),
+                    source: "input".to_string(),
+                });
+            }
+            if len != size {
+                return Err(Error::SizeMismatch {
+                    digest: digest.clone(),
+                    expected: size,
+                    actual: len,
+                });
+            }
+            file.sync_all().await.map_err(|e| Error::io(&tmp, e))?;
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(|e| Error::io(&path, e))
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
 }
+
+/// Size of the chunks a layout streams blobs in.
+const STREAM_CHUNK: usize = 1 << 20;
 
 /// A directory holding one [`OciLayout`] per repository name: what the boundary is when it is a directory.
 #[derive(Clone, Debug)]

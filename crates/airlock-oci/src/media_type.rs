@@ -34,3 +34,8 @@ pub fn is_manifest(media_type: &str) -> bool {
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
+
+/// True for every manifest media type this crate reads (image manifests and indexes, OCI or Docker).
+pub fn is_known_manifest(media_type: &str) -> bool {
+    is_manifest(media_type) || is_index(media_type)
+}

@@ -10,7 +10,7 @@ use oci_client::{Client, Reference};
 
 pub use oci_client::secrets::RegistryAuth;
 
-use crate::store::{MAX_MANIFEST_SIZE, sniff_media_type, validate_tag};
+use crate::store::{BlobStream, MAX_MANIFEST_SIZE, sniff_media_type, validate_tag, verify_stream};
 use crate::{Digest, Error, FetchedManifest, Store, media_type, validate_repository};
 
 /// Largest blob read into memory from a registry.
@@ -65,6 +65,9 @@ impl RegistryStore {
             protocol,
             connect_timeout: Some(std::time::Duration::from_secs(30)),
             read_timeout: Some(std::time::Duration::from_secs(300)),
+            // One PUT per blob: chunked uploads cost a round trip per chunk and gain nothing for blobs
+            // that are already in memory.
+            use_monolithic_push: true,
             ..Default::default()
         };
         Ok(RegistryStore {
@@ -123,20 +126,20 @@ impl RegistryStore {
 
     async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
         let reference = self.digest_reference(digest);
-        let mut stream = self
-            .client
-            .pull_blob_stream(&reference, digest.as_str())
-            .await
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    Error::BlobNotFound {
-                        digest: digest.clone(),
-                        store: self.describe(),
-                    }
-                } else {
-                    self.registry_error(e)
+        let mut stream = with_retry("pull blob", || {
+            self.client.pull_blob_stream(&reference, digest.as_str())
+        })
+        .await
+        .map_err(|e| {
+            if is_not_found(&e) {
+                Error::BlobNotFound {
+                    digest: digest.clone(),
+                    store: self.describe(),
                 }
-            })?;
+            } else {
+                self.registry_error(e)
+            }
+        })?;
         let too_large = || Error::TooLarge {
             what: format!("blob {digest} from {}", self.describe()),
             limit: MAX_BLOB_SIZE,
@@ -157,6 +160,51 @@ impl RegistryStore {
             data.extend_from_slice(&chunk);
         }
         Ok(data)
+    }
+}
+
+/// Attempts per registry call: the first plus retries after 0.2 s, 0.4 s, 0.8 s, 1.6 s.
+pub const MAX_ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Whether a failed call may succeed when repeated: server errors (5xx), rate limiting (429) and dropped or
+/// refused connections. Client errors (4xx) are final.
+fn is_transient(err: &OciDistributionError) -> bool {
+    match err {
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Toomanyrequests)),
+        OciDistributionError::RequestError(e) => match e.status() {
+            Some(status) => status.is_server_error() || status.as_u16() == 429,
+            None => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+        },
+        OciDistributionError::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs `call` until it succeeds, fails with a final error, or [`MAX_ATTEMPTS`] are used, doubling the wait
+/// between attempts. Every call retried this way is idempotent: blob uploads are content-addressed and
+/// verified by the registry against their digest, and manifests are put whole.
+async fn with_retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, OciDistributionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+{
+    let mut wait = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                tracing::warn!(attempt, error = %e, "{what}: transient registry error, retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -191,17 +239,134 @@ impl Store for RegistryStore {
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, Error> {
         self.ensure_auth().await;
-        self.client
-            .blob_exists(&self.digest_reference(digest), digest.as_str())
-            .await
-            .map_err(|e| self.registry_error(e))
+        let reference = self.digest_reference(digest);
+        with_retry("check blob", || {
+            self.client.blob_exists(&reference, digest.as_str())
+        })
+        .await
+        .map_err(|e| self.registry_error(e))
     }
 
     async fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
         self.ensure_auth().await;
-        let data = self.fetch_blob(digest).await?;
-        digest.verify(&data, &self.describe())?;
-        Ok(data)
+        // A connection dropped in the middle of the body surfaces while streaming: fetch again.
+        let mut attempt = 1;
+        loop {
+            match self.fetch_blob(digest).await {
+                Err(Error::Registry { .. }) if attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(data) => {
+                    digest.verify(&data, &self.describe())?;
+                    return Ok(data);
+                }
+            }
+        }
+    }
+
+    async fn get_blob_stream(&self, digest: &Digest) -> Result<BlobStream, Error> {
+        self.ensure_auth().await;
+        let reference = self.digest_reference(digest);
+        let stream = with_retry("pull blob", || {
+            self.client.pull_blob_stream(&reference, digest.as_str())
+        })
+        .await
+        .map_err(|e| {
+            if is_not_found(&e) {
+                Error::BlobNotFound {
+                    digest: digest.clone(),
+                    store: self.describe(),
+                }
+            } else {
+                self.registry_error(e)
+            }
+        })?;
+        let size = stream.content_length;
+        let store = self.describe();
+        let what = digest.clone();
+        let chunks = stream.map(move |chunk| {
+            chunk.map_err(|e| Error::Registry {
+                store: store.clone(),
+                message: format!("reading blob {what}: {e}"),
+            })
+        });
+        Ok(verify_stream(
+            Box::pin(chunks),
+            digest.clone(),
+            size,
+            self.describe(),
+        ))
+    }
+
+    async fn put_blob_stream(
+        &self,
+        digest: &Digest,
+        size: u64,
+        stream: BlobStream,
+    ) -> Result<(), Error> {
+        if self.has_blob(digest).await? {
+            return Ok(());
+        }
+        // The registry checks the digest before it commits the upload; an error item from the source
+        // aborts the request body, so nothing is committed.
+        // The source's own error (e.g. a digest mismatch naming blob and source) is kept to be returned
+        // as it is, rather than as whatever the HTTP client makes of an aborted body.
+        let source_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = source_error.clone();
+        let body = stream.map(move |chunk| {
+            chunk.map_err(|e| {
+                let message = e.to_string();
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(e);
+                }
+                OciDistributionError::GenericError(Some(message))
+            })
+        });
+        let pushed = self
+            .client
+            .push_blob_stream(
+                &self.digest_reference(digest),
+                body,
+                digest.as_str(),
+                Some(size),
+            )
+            .await;
+        if let Some(e) = source_error.lock().ok().and_then(|mut s| s.take()) {
+            return Err(e);
+        }
+        pushed.map_err(|e| self.registry_error(e))?;
+        Ok(())
+    }
+
+    fn registry_location(&self) -> Option<(String, String)> {
+        Some((self.registry.clone(), self.repository.clone()))
+    }
+
+    async fn mount_blob(&self, digest: &Digest, from_repository: &str) -> Result<bool, Error> {
+        if validate_repository(from_repository).is_err() || from_repository == self.repository {
+            return Ok(false);
+        }
+        self.ensure_auth().await;
+        let source = Reference::with_digest(
+            self.registry.clone(),
+            from_repository.to_string(),
+            digest.to_string(),
+        );
+        // A registry that does not mount answers 202 (an upload session) and the client reports an error:
+        // either way the caller falls back to copying the bytes.
+        match self
+            .client
+            .mount_blob(&self.digest_reference(digest), &source, digest.as_str())
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::debug!(error = %e, %digest, "cross-repository mount not done");
+                Ok(false)
+            }
+        }
     }
 
     async fn put_blob(&self, digest: &Digest, data: &[u8]) -> Result<(), Error> {
@@ -209,14 +374,14 @@ impl Store for RegistryStore {
         if self.has_blob(digest).await? {
             return Ok(());
         }
-        self.client
-            .push_blob(
-                &self.digest_reference(digest),
-                data.to_vec(),
-                digest.as_str(),
-            )
-            .await
-            .map_err(|e| self.registry_error(e))?;
+        let reference = self.digest_reference(digest);
+        let data = bytes::Bytes::copy_from_slice(data);
+        with_retry("push blob", || {
+            self.client
+                .push_blob(&reference, data.clone(), digest.as_str())
+        })
+        .await
+        .map_err(|e| self.registry_error(e))?;
         Ok(())
     }
 
@@ -230,20 +395,21 @@ impl Store for RegistryStore {
             }
         };
         self.ensure_auth().await;
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFESTS)
-            .await
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    Error::ManifestNotFound {
-                        reference: reference.to_string(),
-                        store: self.describe(),
-                    }
-                } else {
-                    self.registry_error(e)
+        let (bytes, _) = with_retry("pull manifest", || {
+            self.client
+                .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFESTS)
+        })
+        .await
+        .map_err(|e| {
+            if is_not_found(&e) {
+                Error::ManifestNotFound {
+                    reference: reference.to_string(),
+                    store: self.describe(),
                 }
-            })?;
+            } else {
+                self.registry_error(e)
+            }
+        })?;
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
             return Err(Error::ManifestTooLarge {
                 reference: reference.to_string(),
@@ -260,6 +426,12 @@ impl Store for RegistryStore {
             });
         }
         let media_type = sniff_media_type(&bytes, reference)?;
+        if !media_type::is_known_manifest(&media_type) {
+            return Err(Error::UnsupportedMediaType {
+                media_type,
+                reference: format!("manifest {reference} in {}", self.describe()),
+            });
+        }
         Ok(FetchedManifest {
             bytes: bytes.to_vec(),
             media_type,
@@ -298,10 +470,12 @@ impl Store for RegistryStore {
                 reference: digest.to_string(),
             })?;
         self.ensure_auth().await;
-        self.client
-            .push_manifest_raw(&oci_ref, bytes.to_vec(), content_type)
-            .await
-            .map_err(|e| self.registry_error(e))?;
+        with_retry("push manifest", || {
+            self.client
+                .push_manifest_raw(&oci_ref, bytes.to_vec(), Clone::clone(&content_type))
+        })
+        .await
+        .map_err(|e| self.registry_error(e))?;
         Ok(digest)
     }
 

@@ -1,6 +1,78 @@
 //! The `Store` trait: anything that holds blobs and manifests by digest (an OCI layout, a registry).
 
-use crate::{Digest, Error};
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+
+use crate::{Digest, DigestWriter, Error};
+
+/// A blob as a stream of chunks, so large layers move without being held in memory.
+pub type BlobStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, Error>> + Send>>;
+
+/// Wraps `stream` so that it hashes what passes and, at its end, yields [`Error::DigestMismatch`] (naming
+/// `digest` and `source`) or [`Error::SizeMismatch`] instead of ending normally when the bytes are not the
+/// blob. The last chunk is held back until the check passed: a consumer that stops reading once it has all
+/// the bytes it expects (an HTTP body with a known length) still never sends the whole of a wrong blob.
+pub fn verify_stream(
+    stream: BlobStream,
+    digest: Digest,
+    size: Option<u64>,
+    source: String,
+) -> BlobStream {
+    use std::io::Write as _;
+    struct State {
+        stream: BlobStream,
+        hasher: Option<DigestWriter>,
+        pending: Option<bytes::Bytes>,
+        digest: Digest,
+        size: Option<u64>,
+        source: String,
+    }
+    let state = State {
+        stream,
+        hasher: Some(DigestWriter::new()),
+        pending: None,
+        digest,
+        size,
+        source,
+    };
+    Box::pin(futures::stream::unfold(state, |mut st| async move {
+        loop {
+            let hasher = st.hasher.as_mut()?;
+            match st.stream.next().await {
+                Some(Ok(chunk)) => {
+                    let _ = hasher.write_all(&chunk);
+                    if let Some(previous) = st.pending.replace(chunk) {
+                        return Some((Ok(previous), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.hasher = None;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    let (actual, len) = st.hasher.take()?.finish();
+                    if actual != st.digest {
+                        let err = Error::DigestMismatch {
+                            digest: st.digest.clone(),
+                            source: st.source.clone(),
+                        };
+                        return Some((Err(err), st));
+                    }
+                    if let Some(size) = st.size.filter(|&s| s != len) {
+                        let err = Error::SizeMismatch {
+                            digest: st.digest.clone(),
+                            expected: size,
+                            actual: len,
+                        };
+                        return Some((Err(err), st));
+                    }
+                    return st.pending.take().map(|last| (Ok(last), st));
+                }
+            }
+        }
+    }))
+}
 
 /// Largest manifest accepted, as in the OCI distribution spec (4 MiB).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -39,6 +111,51 @@ pub trait Store: Send + Sync {
     ) -> Result<Digest, Error>;
     /// All tags, sorted.
     async fn list_tags(&self) -> Result<Vec<String>, Error>;
+
+    /// Streams a blob. The bytes are verified by the time the stream ends: a mismatch is the stream's last
+    /// item (see [`verify_stream`]). The default reads the whole blob with [`Store::get_blob`].
+    async fn get_blob_stream(&self, digest: &Digest) -> Result<BlobStream, Error> {
+        let data = self.get_blob(digest).await?;
+        Ok(Box::pin(futures::stream::once(async move {
+            Ok(bytes::Bytes::from(data))
+        })))
+    }
+
+    /// Stores a blob of `size` bytes from a stream; nothing is stored unless the stream ends cleanly and the
+    /// bytes hash to `digest`. The default collects the stream (up to `size` bytes) and calls
+    /// [`Store::put_blob`].
+    async fn put_blob_stream(
+        &self,
+        digest: &Digest,
+        size: u64,
+        mut stream: BlobStream,
+    ) -> Result<(), Error> {
+        let mut data = Vec::with_capacity(size.min(64 << 20) as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if (data.len() + chunk.len()) as u64 > size {
+                return Err(Error::SizeMismatch {
+                    digest: digest.clone(),
+                    expected: size,
+                    actual: (data.len() + chunk.len()) as u64,
+                });
+            }
+            data.extend_from_slice(&chunk);
+        }
+        self.put_blob(digest, &data).await
+    }
+
+    /// For a registry repository, `(host, repository)`; lets a copy between two repositories of the same
+    /// registry mount blobs instead of moving their bytes. Other stores answer `None`.
+    fn registry_location(&self) -> Option<(String, String)> {
+        None
+    }
+
+    /// Asks the store to take `digest` from `from_repository` of the same registry without an upload.
+    /// `Ok(false)` means "not done" (not supported or refused); the caller then copies the bytes.
+    async fn mount_blob(&self, _digest: &Digest, _from_repository: &str) -> Result<bool, Error> {
+        Ok(false)
+    }
 }
 
 /// Checks a tag against the OCI distribution rule `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.

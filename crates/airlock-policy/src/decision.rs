@@ -67,7 +67,7 @@ const MAX_ENTRY_IN_ERROR: usize = 300;
 /// Turns the JSON value of a `deny`/`warn` set into violations, sorted by rule then message.
 pub(crate) fn parse_entries(
     rule_path: &str,
-    value: &serde_json::Value,
+    value: serde_json::Value,
 ) -> Result<Vec<Violation>, PolicyError> {
     let entries = match value {
         serde_json::Value::Null => return Ok(Vec::new()),
@@ -75,12 +75,12 @@ pub(crate) fn parse_entries(
         other => {
             return Err(PolicyError::Eval {
                 rule: rule_path.to_string(),
-                message: format!("expected a set of entries, got {}", shorten(other)),
+                message: format!("expected a set of entries, got {}", shorten(&other)),
             });
         }
     };
     let mut out = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.iter().enumerate() {
+    for (index, entry) in entries.into_iter().enumerate() {
         out.push(parse_entry(rule_path, index, entry)?);
     }
     out.sort_by(|a, b| (&a.rule, &a.message).cmp(&(&b.rule, &b.message)));
@@ -90,8 +90,14 @@ pub(crate) fn parse_entries(
 fn parse_entry(
     rule_path: &str,
     index: usize,
-    entry: &serde_json::Value,
+    mut entry: serde_json::Value,
 ) -> Result<Violation, PolicyError> {
+    // The evidence is moved out, not copied: it can be the whole finding, thousands of times.
+    let evidence = entry
+        .as_object_mut()
+        .and_then(|obj| obj.remove("evidence"))
+        .unwrap_or(serde_json::Value::Object(Default::default()));
+    let entry = &entry;
     let bad = |reason: &str| PolicyError::MalformedEntry {
         rule: rule_path.to_string(),
         index,
@@ -122,10 +128,7 @@ fn parse_entry(
     Ok(Violation {
         rule: string("rule")?,
         message: string("message")?,
-        evidence: obj
-            .get("evidence")
-            .cloned()
-            .unwrap_or(serde_json::Value::Object(Default::default())),
+        evidence,
         fix: string("fix")?,
         advisories,
         package,
@@ -209,7 +212,7 @@ mod tests {
     fn parses_entry_without_package_as_non_vulnerability_violation() {
         let v = parse_entries(
             "data.p.deny",
-            &json!([{"rule": "image.runs-as-root", "message": "m", "fix": "f", "evidence": {"user": "0"}}]),
+            json!([{"rule": "image.runs-as-root", "message": "m", "fix": "f", "evidence": {"user": "0"}}]),
         )
         .unwrap();
         assert_eq!(v[0].package, None);
@@ -221,7 +224,7 @@ mod tests {
     fn rejects_entry_without_fix_naming_rule_and_index() {
         let err = parse_entries(
             "data.p.deny",
-            &json!([{"rule": "a", "message": "m", "fix": "f"}, {"rule": "b", "message": "m"}]),
+            json!([{"rule": "a", "message": "m", "fix": "f"}, {"rule": "b", "message": "m"}]),
         )
         .unwrap_err()
         .to_string();
@@ -233,7 +236,7 @@ mod tests {
     fn displays_rule_message_and_fix_on_one_line() {
         let v = parse_entries(
             "data.p.deny",
-            &json!([{"rule": "image.runs-as-root", "message": "image runs as root", "fix": "set USER"}]),
+            json!([{"rule": "image.runs-as-root", "message": "image runs as root", "fix": "set USER"}]),
         )
         .unwrap();
         assert_eq!(
@@ -244,7 +247,7 @@ mod tests {
 
     #[test]
     fn rejects_entry_that_is_a_plain_string() {
-        let err = parse_entries("data.p.warn", &json!(["just a message"]))
+        let err = parse_entries("data.p.warn", json!(["just a message"]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("not an object"), "{err}");

@@ -99,4 +99,37 @@ pub enum PolicyError {
         /// The expiry as given.
         expires: String,
     },
+    /// A waiver handed in whole (admin API) is wrong.
+    #[error("waiver {id:?}, field `{field}`: {message}")]
+    InvalidWaiver {
+        /// The waiver's advisory id as given.
+        id: String,
+        /// The field at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A waiver with the same advisory, package and scope already exists.
+    #[error(
+        "a waiver for {id:?} in package {package:?} with this scope already exists (key {key})"
+    )]
+    WaiverExists {
+        /// The existing waiver's key.
+        key: String,
+        /// Its advisory id.
+        id: String,
+        /// Its package.
+        package: String,
+    },
+    /// No waiver has this key.
+    #[error("no waiver has key {0:?}")]
+    WaiverNotFound(String),
+    /// The waiver comes from the reviewed waivers file, which the admin API does not edit.
+    #[error("waiver {key} comes from {path}; remove it there (the file is reviewed like code)")]
+    WaiverInFile {
+        /// The waiver's key.
+        key: String,
+        /// The waivers file.
+        path: PathBuf,
+    },
 }

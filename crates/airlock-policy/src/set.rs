@@ -15,6 +15,13 @@ use crate::{Decision, PolicyError, Waiver};
 /// Wall-clock limit for one evaluation of deny or warn.
 pub const EVAL_TIME_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long the load-time probe for unknown functions may run (see [`PolicySet::from_sources`]).
+const LOAD_PROBE_LIMIT: Duration = Duration::from_millis(500);
+
+/// Work units between two reads of the clock while evaluating: often enough that a runaway
+/// policy stops within milliseconds of the limit, rarely enough not to slow every step.
+const TIMER_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::new(256).expect("256 is not zero");
+
 /// One named Rego source of a [`PolicySet`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySource {
@@ -149,15 +156,20 @@ impl PolicySet {
         // regorus resolves function names only when a call is evaluated. Evaluating
         // every rule once over an empty input reaches each call (undefined arguments
         // do not short-circuit the lookup), so a misspelt function fails the load
-        // rather than the first real run; the error's span names the source.
+        // rather than the first real run; the error's span names the source. The probe
+        // is bounded: a rule that is merely slow is the evaluation limit's business.
         let mut probe = engine.clone();
         probe.set_input(regorus::Value::new_object());
-        probe
-            .eval_modules(false)
-            .map_err(|e| PolicyError::Compile {
-                name: String::new(),
-                message: e.to_string(),
-            })?;
+        probe.set_execution_timer_config(timer_config(LOAD_PROBE_LIMIT));
+        if let Err(e) = probe.eval_modules(false) {
+            let message = e.to_string();
+            if !message.contains("exceeded time limit") {
+                return Err(PolicyError::Compile {
+                    name: String::new(),
+                    message,
+                });
+            }
+        }
         let digest = digest_of(compiled.iter().map(|(s, _)| s));
         Ok(PolicySet {
             sources: compiled,
@@ -203,10 +215,31 @@ impl PolicySet {
         let today = now.to_offset(time::UtcOffset::UTC).date();
         let waivers = classify_waivers(waivers, today)?;
 
-        let mut engine = self.engine.clone();
-        engine.set_input(regorus::Value::from(input.clone()));
-        let deny = eval_entries(&mut engine, &format!("data.{package}.deny"))?;
-        let warn = eval_entries(&mut engine, &format!("data.{package}.warn"))?;
+        // Deserialize from the borrowed JSON: no deep copy of the input, and an input the engine
+        // cannot represent is an error (`Value::from` would silently make it undefined).
+        let engine_input = regorus::Value::deserialize(input).map_err(|e| PolicyError::Eval {
+            rule: format!("data.{package}"),
+            message: format!("the input is not usable JSON: {e}"),
+        })?;
+        // deny and warn are independent: each gets its own engine (cheap clones of the prepared
+        // one, sharing the reference-counted input) and they run side by side.
+        let evaluate_set = |set: &str| {
+            let mut engine = self.engine.clone();
+            engine.set_input(engine_input.clone());
+            eval_entries(&mut engine, &format!("data.{package}.{set}"))
+        };
+        let (deny, warn) = std::thread::scope(|scope| {
+            let warn = scope.spawn(|| evaluate_set("warn"));
+            let deny = evaluate_set("deny");
+            let warn = warn.join().unwrap_or_else(|_| {
+                Err(PolicyError::Eval {
+                    rule: format!("data.{package}.warn"),
+                    message: "the evaluation thread panicked".into(),
+                })
+            });
+            (deny, warn)
+        });
+        let (deny, warn) = (deny?, warn?);
 
         let scope = input_scope(input);
         let mut waived = Vec::new();
@@ -247,7 +280,7 @@ pub(crate) fn new_engine() -> regorus::Engine {
 fn timer_config(limit: Duration) -> regorus::utils::limits::ExecutionTimerConfig {
     regorus::utils::limits::ExecutionTimerConfig {
         limit,
-        check_interval: NonZeroU32::MIN,
+        check_interval: TIMER_CHECK_INTERVAL,
     }
 }
 
@@ -271,11 +304,16 @@ fn eval_entries(
     else {
         return Ok(Vec::new());
     };
-    let json = serde_json::to_value(&value).map_err(|e| PolicyError::Eval {
-        rule: rule.to_string(),
-        message: format!("result is not JSON: {e}"),
-    })?;
-    parse_entries(rule, &json)
+    // Through text: measurably cheaper than `serde_json::to_value` for thousands of entries.
+    let json: serde_json::Value = value
+        .to_json_str()
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or_else(|| PolicyError::Eval {
+            rule: rule.to_string(),
+            message: "the result is not JSON".into(),
+        })?;
+    parse_entries(rule, json)
 }
 
 fn digest_of<'a>(sources: impl Iterator<Item = &'a PolicySource>) -> String {

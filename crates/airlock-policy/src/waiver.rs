@@ -15,6 +15,8 @@ pub const MAX_WAIVERS_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_WAIVERS: usize = 10_000;
 /// How far in the future a waiver may expire, counted from the day the file is loaded.
 pub const MAX_WAIVER_DAYS: i64 = 90;
+/// Longest value of one waiver field accepted through [`Waiver::validate_new`].
+pub const MAX_WAIVER_FIELD_BYTES: usize = 2048;
 
 /// An approved exception: violations whose `advisories` contain `id` and whose
 /// `package` is `package` are not counted against the image until `expires`
@@ -52,6 +54,66 @@ impl Waiver {
         Ok(self.expiry_date()? >= today)
     }
 
+    /// Checks a waiver handed in whole (through the admin API rather than a file):
+    /// every required field non-empty and at most [`MAX_WAIVER_FIELD_BYTES`], `team` and
+    /// `app` non-empty when given, and `expires` a `YYYY-MM-DD` date from `today` to
+    /// [`MAX_WAIVER_DAYS`] days after it. A new waiver that has already expired is refused:
+    /// it could never apply. The error names the waiver and the field.
+    pub fn validate_new(&self, today: Date) -> Result<(), PolicyError> {
+        let invalid = |field: &str, message: String| PolicyError::InvalidWaiver {
+            id: self.id.clone(),
+            field: field.to_string(),
+            message,
+        };
+        let fields = [
+            ("id", Some(&self.id)),
+            ("package", Some(&self.package)),
+            ("team", self.team.as_ref()),
+            ("app", self.app.as_ref()),
+            ("expires", Some(&self.expires)),
+            ("reason", Some(&self.reason)),
+            ("approver", Some(&self.approver)),
+        ];
+        for (field, value) in fields {
+            let Some(value) = value else { continue };
+            if value.trim().is_empty() {
+                return Err(invalid(field, "must not be empty".into()));
+            }
+            if value.len() > MAX_WAIVER_FIELD_BYTES {
+                return Err(invalid(
+                    field,
+                    format!("is longer than {MAX_WAIVER_FIELD_BYTES} bytes"),
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(invalid(field, "must not contain control characters".into()));
+            }
+        }
+        let expiry = parse_date(&self.expires).ok_or_else(|| {
+            invalid(
+                "expires",
+                format!("{:?} is not a YYYY-MM-DD date", self.expires),
+            )
+        })?;
+        if expiry < today {
+            return Err(invalid(
+                "expires",
+                format!("{} is in the past (today is {today})", self.expires),
+            ));
+        }
+        let latest = latest_expiry(today);
+        if expiry > latest {
+            return Err(invalid(
+                "expires",
+                format!(
+                    "{} is more than {MAX_WAIVER_DAYS} days away (latest allowed: {latest})",
+                    self.expires
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the waiver covers a violation with these advisories and package,
     /// for a submission of `team`/`app` (ignoring expiry).
     pub fn covers(
@@ -72,6 +134,13 @@ impl Waiver {
             && scope_matches(&self.team, team)
             && scope_matches(&self.app, app)
     }
+}
+
+/// The last expiry date a waiver may have when it is loaded or added on `today`.
+pub(crate) fn latest_expiry(today: Date) -> Date {
+    today
+        .checked_add(time::Duration::days(MAX_WAIVER_DAYS))
+        .unwrap_or(Date::MAX)
 }
 
 /// Parses a `YYYY-MM-DD` date.
@@ -137,9 +206,7 @@ pub fn parse_waivers(text: &str, path: &Path, today: Date) -> Result<Vec<Waiver>
             subject: path.display().to_string(),
         });
     }
-    let latest = today
-        .checked_add(time::Duration::days(MAX_WAIVER_DAYS))
-        .unwrap_or(Date::MAX);
+    let latest = latest_expiry(today);
     entries
         .iter()
         .enumerate()

@@ -282,7 +282,7 @@ fn policy_set_serializes_as_its_sources_and_reloads_with_same_digest() {
 }
 
 #[test]
-fn evaluates_two_thousand_findings_quickly() {
+fn evaluates_two_thousand_findings_into_one_entry_each() {
     let set = gate();
     let mut input = example("gate-pass.json");
     let severities = ["critical", "high", "medium", "low", "unknown"];
@@ -295,11 +295,9 @@ fn evaluates_two_thousand_findings_quickly() {
         })
         .collect();
     input["findings"] = Value::Array(findings);
-    let start = std::time::Instant::now();
     let d = set.evaluate("airlock.gate", &input, &[], NOW).unwrap();
-    let took = start.elapsed();
+    // critical and high deny, medium and unknown warn, low is not reported: 400 of each.
     assert_eq!(d.violations.len(), 800);
     assert_eq!(d.warnings.len(), 800);
-    // Debug build on a shared 2-core machine: generous bound; see examples/bench_eval.rs.
-    assert!(took.as_secs() < 20, "took {took:?}");
+    // How fast: bench/policy.sh (timing belongs in a benchmark, not a test).
 }

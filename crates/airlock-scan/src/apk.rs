@@ -27,6 +27,7 @@ pub(crate) fn parse(text: &str) -> (Vec<Found>, Vec<String>) {
                     name: origin.unwrap_or(n).to_string(),
                     version: None,
                 }),
+                local: false,
             }),
             (Some(n), _) => problems.push(format!("package {n} has no version")),
             _ => {}

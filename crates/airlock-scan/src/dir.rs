@@ -88,7 +88,31 @@ pub fn inventory_dir(root: &Path) -> Result<Inventory, ScanError> {
         if !ft.is_file() {
             continue;
         }
-        let Some(kind) = Kind::of(rel) else { continue };
+        let Some(kind) = Kind::of(rel) else {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = entry
+                .metadata()
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            let Some(c) = crate::evidence::candidate(rel, mode) else {
+                continue;
+            };
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let shown = format!("/{rel}");
+            let found = match std::fs::File::open(entry.path()) {
+                Ok(mut f) => crate::evidence::extract(c, &shown, &mut f, size, &mut warnings),
+                Err(e) => {
+                    warnings.push(format!("{shown}: {e}"));
+                    None
+                }
+            };
+            if let Some(found) = found
+                && !tree.insert(rel.to_string(), Node::Found { found, layer: None })
+            {
+                warnings.push(format!("{shown}: limit of kept packages reached; skipped"));
+            }
+            continue;
+        };
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
         if size > kind.max_size() {
             tree.insert(rel.to_string(), Node::TooLarge { size });

@@ -66,6 +66,7 @@ pub(crate) fn parse(text: &str, require_status: bool) -> (Vec<Found>, Vec<String
             version: version.to_string(),
             arch: field(&s, "Architecture").map(str::to_string),
             source,
+            local: false,
         });
     }
     (out, problems)

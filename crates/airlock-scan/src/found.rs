@@ -13,6 +13,8 @@ pub(crate) struct Found {
     pub arch: Option<String>,
     /// Source package, for OS packages.
     pub source: Option<SourcePackage>,
+    /// Built from local sources, not taken from the ecosystem's registry (see [`crate::Package::local`]).
+    pub local: bool,
 }
 
 impl Found {
@@ -23,6 +25,7 @@ impl Found {
             version: version.into(),
             arch: None,
             source: None,
+            local: false,
         }
     }
 }

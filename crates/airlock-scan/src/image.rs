@@ -22,6 +22,50 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The database the findings came from (how fresh it was).
     pub db: DbStatus,
+    /// When the scan ran (RFC 3339).
+    #[serde(default)]
+    pub scanned_at: String,
+    /// Age of the database's data at scan time: seconds from the newest record's `modified` time
+    /// to `scanned_at`. None for an empty database. A large age means findings may be missing.
+    #[serde(default)]
+    pub db_age_seconds: Option<i64>,
+}
+
+impl Report {
+    /// Matches an inventory against `db` and records the database's status and age. Used by
+    /// [`scan_image`] and [`scan_dir`]; blocking (it reads the database's package files).
+    pub fn from_inventory(
+        image_digest: String,
+        inventory: Inventory,
+        db: &VulnDb,
+    ) -> Result<Report, ScanError> {
+        let findings = match_inventory(&inventory, db)?;
+        let status = db.status()?;
+        let now = time::OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let db_age_seconds = status.newest_modified.as_deref().and_then(|m| {
+            let m = time::OffsetDateTime::parse(m, &time::format_description::well_known::Rfc3339)
+                .ok()?;
+            Some((now - m).whole_seconds())
+        });
+        Ok(Report {
+            image_digest,
+            inventory,
+            findings,
+            db: status,
+            scanned_at: now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            db_age_seconds,
+        })
+    }
+}
+
+/// Inventories a root filesystem in a plain directory and matches it against `db`. The report's
+/// `image_digest` is empty: a directory has no manifest digest. Blocking.
+pub fn scan_dir(root: &std::path::Path, db: &VulnDb) -> Result<Report, ScanError> {
+    let inventory = crate::dir::inventory_dir(root)?;
+    Report::from_inventory(String::new(), inventory, db)
 }
 
 /// Reads the image at `reference` from `store`, inventories it layer by layer (one layer in memory
@@ -63,13 +107,7 @@ pub async fn scan_image(
     let image_digest = image.digest.as_str().to_string();
     tokio::task::spawn_blocking(move || {
         let inventory = walker.finish();
-        let findings = match_inventory(&inventory, &db)?;
-        Ok(Report {
-            image_digest,
-            inventory,
-            findings,
-            db: db.status()?,
-        })
+        Report::from_inventory(image_digest, inventory, &db)
     })
     .await
     .map_err(|e| ScanError::Task {
@@ -138,6 +176,11 @@ mod tests {
         );
         assert!(report.findings.iter().any(|f| f.id == "CVE-2014-1402"));
         assert_eq!(report.db.per_ecosystem.get("PyPI"), Some(&2661));
+        // The crates.io export is from 2026-08-21: the age is at least the time since then.
+        let newest = report.db.newest_modified.as_deref().unwrap();
+        assert!(newest.starts_with("20"), "{newest}");
+        assert!(report.db_age_seconds.is_some_and(|a| a >= 0), "{report:?}");
+        assert!(report.scanned_at.starts_with("20"), "{}", report.scanned_at);
     }
 
     #[tokio::test]

@@ -34,7 +34,7 @@ fn content<'a>(tree: &'a FileTree, path: &str, kind: Kind) -> Content<'a> {
             "{shown}: {size} bytes, over the limit of {} for this kind of file",
             kind.max_size()
         )),
-        Resolved::File(_, Node::Symlink { .. }) => {
+        Resolved::File(_, Node::Symlink { .. } | Node::Found { .. }) => {
             Content::Skip(format!("{shown}: unresolvable symlink"))
         }
         Resolved::Missing(resolved) => match tree.read_unkept(&resolved, kind.max_size()) {
@@ -51,7 +51,19 @@ pub(crate) fn from_tree(tree: &FileTree, mut warnings: Vec<String>) -> Inventory
     let os = read_os(tree, &mut warnings);
     let distro = os.as_ref().and_then(|o| o.version_id.clone());
     let mut packages: Vec<Package> = Vec::new();
-    for (path, _) in tree.nodes.iter() {
+    let mut from_files: Vec<(Ecosystem, Vec<Found>, Option<String>, String)> = Vec::new();
+    for (path, node) in tree.nodes.iter() {
+        if let Node::Found { found, layer } = node {
+            // A program or archive: one group per ecosystem it records.
+            let mut by_eco: std::collections::BTreeMap<Ecosystem, Vec<Found>> = Default::default();
+            for (e, f) in found {
+                by_eco.entry(*e).or_default().push(f.clone());
+            }
+            for (e, f) in by_eco {
+                from_files.push((e, f, layer.clone(), format!("/{path}")));
+            }
+            continue;
+        }
         let Some(kind) = Kind::of(path) else { continue };
         if kind == Kind::OsRelease {
             continue;
@@ -109,8 +121,26 @@ pub(crate) fn from_tree(tree: &FileTree, mut warnings: Vec<String>) -> Inventory
                     continue;
                 }
             },
+            Kind::NpmManifest => match crate::npm::parse_manifest(&data) {
+                Ok(Some(f)) => (Ecosystem::Npm, vec![f]),
+                Ok(None) => continue,
+                Err(e) => {
+                    warnings.push(format!("{shown}: {e}"));
+                    continue;
+                }
+            },
+            Kind::NpmLock => match crate::npm::parse_lock(&data) {
+                Ok(f) => (Ecosystem::Npm, f),
+                Err(e) => {
+                    warnings.push(format!("{shown}: {e}"));
+                    continue;
+                }
+            },
             Kind::OsRelease => continue,
         };
+        from_files.push((ecosystem, found, layer, shown));
+    }
+    for (ecosystem, found, layer, shown) in from_files {
         let os_for_purl = os
             .as_ref()
             .filter(|_| matches!(ecosystem, Ecosystem::Debian | Ecosystem::Alpine));
@@ -142,6 +172,7 @@ pub(crate) fn from_tree(tree: &FileTree, mut warnings: Vec<String>) -> Inventory
                 layer: layer.clone(),
                 path: shown.clone(),
                 source: f.source,
+                local: f.local,
             });
         }
     }

@@ -117,14 +117,19 @@ impl LayerWalker {
                 }
                 Change::HardLink(p, target) => {
                     tree.remove_tree(&p);
-                    if let Some(Node::File { data, .. }) = tree.nodes.get(&target).cloned() {
-                        tree.insert(
-                            p,
-                            Node::File {
-                                data,
-                                layer: Some(digest.to_string()),
-                            },
-                        );
+                    let linked = match tree.nodes.get(&target).cloned() {
+                        Some(Node::File { data, .. }) => Some(Node::File {
+                            data,
+                            layer: Some(digest.to_string()),
+                        }),
+                        Some(Node::Found { found, .. }) => Some(Node::Found {
+                            found,
+                            layer: Some(digest.to_string()),
+                        }),
+                        _ => None,
+                    };
+                    if let Some(node) = linked {
+                        tree.insert(p, node);
                     } else if Kind::of(&p).is_some() {
                         warnings.push(format!(
                             "/{p} in layer {digest}: hard link to /{target}, which was not kept"
@@ -216,8 +221,16 @@ fn read_layer(
             changes.push(Change::HardLink(path, target));
         } else if ty.is_file() || ty == tar::EntryType::Continuous {
             let Some(kind) = Kind::of(&path) else {
-                if below.touches(&path) {
-                    changes.push(Change::Other(path));
+                let mode = entry.header().mode().unwrap_or(0);
+                let found = crate::evidence::candidate(&path, mode).and_then(|c| {
+                    let size = entry.size();
+                    let shown = format!("/{path} in layer {digest}");
+                    crate::evidence::extract(c, &shown, &mut entry, size, warnings)
+                });
+                match found {
+                    Some(found) => changes.push(Change::Entry(path, Node::Found { found, layer })),
+                    None if below.touches(&path) => changes.push(Change::Other(path)),
+                    None => {}
                 }
                 continue;
             };
@@ -404,6 +417,60 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("sha256:broken"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_layer_fails_naming_the_layer() {
+        let md = metadata("a", "1");
+        let mut data = layer(&[Entry::File("site/a-1.dist-info/METADATA", &md)]);
+        data.truncate(data.len() / 2);
+        let err = inventory_layers(&[(
+            "sha256:cut".into(),
+            "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            data,
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sha256:cut"), "{err}");
+    }
+
+    #[test]
+    fn hostile_package_json_and_binaries_in_a_layer_are_skipped_with_warnings() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let ctrl = br#"{"name":"evil\u0000name","version":"1.0.0"}"#;
+        let elf = crate::binary::tests::elf(&[(".dep-v0", b"not zlib")]);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, mode: u32, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(mode);
+            h.set_size(data.len() as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("app/node_modules/deep/package.json", 0o644, deep.as_bytes());
+        add("app/node_modules/ctrl/package.json", 0o644, ctrl);
+        add("usr/bin/broken", 0o755, &elf);
+        add("usr/bin/script", 0o755, b"#!/bin/sh\necho hi\n");
+        let tar = b.into_inner().unwrap();
+        let inv = inventory_layers(&[(
+            "sha256:one".into(),
+            "application/vnd.oci.image.layer.v1.tar".into(),
+            tar,
+        )])
+        .unwrap();
+        assert!(inv.packages.is_empty(), "{:?}", inv.packages);
+        for needle in [
+            "/app/node_modules/deep/package.json",
+            "/app/node_modules/ctrl/package.json",
+            "/usr/bin/broken in layer sha256:one",
+        ] {
+            assert!(
+                inv.warnings.iter().any(|w| w.contains(needle)),
+                "no warning naming {needle}: {:?}",
+                inv.warnings
+            );
+        }
+        assert!(!inv.warnings.iter().any(|w| w.contains("/usr/bin/script")));
     }
 
     #[test]

@@ -94,32 +94,37 @@ struct Hit<'a> {
 /// then package and id.
 pub fn match_inventory(inv: &Inventory, db: &VulnDb) -> Result<Vec<Finding>, ScanError> {
     let mut findings = Vec::new();
-    let mut cache: BTreeMap<(String, String), Vec<OsvRecord>> = BTreeMap::new();
-    for pkg in &inv.packages {
+    // Each package's records, read and prepared once per scan: a record's version lists are parsed
+    // once, not once per installed copy (PyPI records list hundreds of versions).
+    let mut cache: BTreeMap<(String, String), Vec<PreparedRecord>> = BTreeMap::new();
+    for pkg in inv.packages.iter().filter(|p| !p.local) {
         let (eco, name, version) = pkg.match_key();
         let key = (eco.clone(), canonical_name(&eco, &name));
+        let scheme = Scheme::for_ecosystem(&eco);
         if !cache.contains_key(&key) {
             let records = db.lookup(&key.0, &key.1)?;
-            cache.insert(key.clone(), records);
+            cache.insert(key.clone(), prepare(records, &key, scheme));
         }
         let records = &cache[&key];
-        let scheme = Scheme::for_ecosystem(&eco);
         let installed = parse(scheme, &version);
+        let installed_semver = if scheme == Scheme::Semver {
+            installed.clone()
+        } else {
+            parse(Scheme::Semver, &version)
+        };
         let hits: Vec<Hit<'_>> = records
             .iter()
-            .filter(|r| r.withdrawn.is_none())
             .filter_map(|r| {
                 let mut affected = false;
                 let mut fixes: Vec<(Parsed, String)> = Vec::new();
-                for a in r.affected.iter().filter(|a| {
-                    a.package.ecosystem == eco && canonical_name(&eco, &a.package.name) == key.1
-                }) {
-                    let (hit, fix) = affects(a, scheme, &version, installed.as_ref());
+                for a in &r.affected {
+                    let (hit, fix) =
+                        affects(a, &version, installed.as_ref(), installed_semver.as_ref());
                     affected |= hit;
                     fixes.extend(fix);
                 }
                 affected.then(|| Hit {
-                    record: r,
+                    record: &r.record,
                     fixed: lowest(fixes),
                 })
             })
@@ -136,45 +141,60 @@ pub fn match_inventory(inv: &Inventory, db: &VulnDb) -> Result<Vec<Finding>, Sca
     Ok(findings)
 }
 
-fn lowest(mut fixes: Vec<(Parsed, String)>) -> Option<String> {
-    fixes.sort_by(|a, b| compare(&a.0, &b.0).unwrap_or(Ordering::Equal));
-    fixes.into_iter().next().map(|(_, s)| s)
+/// A record with the affected entries that name one package, versions parsed.
+struct PreparedRecord {
+    record: OsvRecord,
+    affected: Vec<PreparedAffected>,
 }
 
-/// Whether an affected entry covers the installed version, and the fixed versions above it.
-fn affects(
-    a: &OsvAffected,
-    scheme: Scheme,
-    raw: &str,
-    installed: Option<&Parsed>,
-) -> (bool, Vec<(Parsed, String)>) {
-    let listed = a.versions.iter().any(|v| {
-        v == raw
-            || matches!((installed, parse(scheme, v)), (Some(i), Some(p)) if compare(i, &p) == Some(Ordering::Equal))
-    });
-    let mut hit = listed;
-    let mut fixes = Vec::new();
-    let Some(installed) = installed else {
-        return (hit, fixes);
-    };
+/// One affected entry: explicit versions (raw, parsed) and ranges with sorted, parsed events.
+struct PreparedAffected {
+    versions: Vec<(String, Option<Parsed>)>,
+    ranges: Vec<PreparedRange>,
+}
+
+/// A range whose events all parsed: (version, None for `introduced: 0`), kind, raw version.
+struct PreparedRange {
+    semver: bool,
+    events: Vec<(Option<Parsed>, &'static str, String)>,
+}
+
+/// Drops withdrawn records and entries for other packages, and parses every version once.
+fn prepare(records: Vec<OsvRecord>, key: &(String, String), scheme: Scheme) -> Vec<PreparedRecord> {
+    let (eco, name) = key;
+    records
+        .into_iter()
+        .filter(|r| r.withdrawn.is_none())
+        .map(|record| {
+            let affected = record
+                .affected
+                .iter()
+                .filter(|a| {
+                    a.package.ecosystem == *eco && canonical_name(eco, &a.package.name) == *name
+                })
+                .map(|a| prepare_affected(a, scheme))
+                .collect();
+            PreparedRecord { record, affected }
+        })
+        .filter(|r| !r.affected.is_empty())
+        .collect()
+}
+
+fn prepare_affected(a: &OsvAffected, scheme: Scheme) -> PreparedAffected {
+    let versions = a
+        .versions
+        .iter()
+        .map(|v| (v.clone(), parse(scheme, v)))
+        .collect();
+    let mut ranges = Vec::new();
     for range in a
         .ranges
         .iter()
         .filter(|r| r.kind == "ECOSYSTEM" || r.kind == "SEMVER")
     {
-        let range_scheme = if range.kind == "SEMVER" {
-            Scheme::Semver
-        } else {
-            scheme
-        };
-        let inst = if range_scheme == scheme {
-            Some(installed.clone())
-        } else {
-            parse(range_scheme, raw)
-        };
-        let Some(inst) = inst else { continue };
-        // Events as (version, order-of-kind, kind); "introduced: 0" is below everything.
-        let mut events: Vec<(Option<Parsed>, &str, &str)> = Vec::new();
+        let semver = range.kind == "SEMVER";
+        let range_scheme = if semver { Scheme::Semver } else { scheme };
+        let mut events: Vec<(Option<Parsed>, &'static str, String)> = Vec::new();
         let mut broken = false;
         for e in &range.events {
             let (kind, v) = if let Some(v) = &e.introduced {
@@ -187,11 +207,11 @@ fn affects(
                 continue; // limit: only meaningful for GIT ranges
             };
             if kind == "introduced" && v == "0" {
-                events.push((None, kind, v));
+                events.push((None, kind, v.clone()));
                 continue;
             }
             match parse(range_scheme, v) {
-                Some(p) => events.push((Some(p), kind, v)),
+                Some(p) => events.push((Some(p), kind, v.clone())),
                 None => broken = true,
             }
         }
@@ -205,11 +225,45 @@ fn affects(
             (Some(_), None) => Ordering::Greater,
             (Some(p), Some(q)) => compare(p, q).unwrap_or(Ordering::Equal),
         });
+        ranges.push(PreparedRange { semver, events });
+    }
+    PreparedAffected { versions, ranges }
+}
+
+fn lowest(mut fixes: Vec<(Parsed, String)>) -> Option<String> {
+    fixes.sort_by(|a, b| compare(&a.0, &b.0).unwrap_or(Ordering::Equal));
+    fixes.into_iter().next().map(|(_, s)| s)
+}
+
+/// Whether an affected entry covers the installed version, and the fixed versions above it.
+/// `installed` is parsed in the ecosystem's scheme, `installed_semver` as SemVer (for SEMVER ranges).
+fn affects(
+    a: &PreparedAffected,
+    raw: &str,
+    installed: Option<&Parsed>,
+    installed_semver: Option<&Parsed>,
+) -> (bool, Vec<(Parsed, String)>) {
+    let listed = a.versions.iter().any(|(v, p)| {
+        v == raw
+            || matches!((installed, p), (Some(i), Some(p)) if compare(i, p) == Some(Ordering::Equal))
+    });
+    let mut hit = listed;
+    let mut fixes = Vec::new();
+    if installed.is_none() {
+        return (hit, fixes);
+    }
+    for range in &a.ranges {
+        let inst = if range.semver {
+            installed_semver
+        } else {
+            installed
+        };
+        let Some(inst) = inst else { continue };
         let mut vulnerable = false;
-        for (v, kind, _) in &events {
+        for (v, kind, _) in &range.events {
             let cmp = v
                 .as_ref()
-                .map(|v| compare(&inst, v).unwrap_or(Ordering::Less));
+                .map(|v| compare(inst, v).unwrap_or(Ordering::Less));
             match (*kind, cmp) {
                 ("introduced", None) => vulnerable = true,
                 ("introduced", Some(o)) if o != Ordering::Less => vulnerable = true,
@@ -220,12 +274,12 @@ fn affects(
         }
         if vulnerable {
             hit = true;
-            for (v, kind, raw_v) in events {
-                if kind == "fixed"
+            for (v, kind, raw_v) in &range.events {
+                if *kind == "fixed"
                     && let Some(v) = v
-                    && compare(&v, &inst) == Some(Ordering::Greater)
+                    && compare(v, inst) == Some(Ordering::Greater)
                 {
-                    fixes.push((v, raw_v.to_string()));
+                    fixes.push((v.clone(), raw_v.clone()));
                 }
             }
         }
@@ -394,6 +448,7 @@ mod tests {
             layer: None,
             path: "/test".into(),
             source: None,
+            local: false,
         }
     }
 

@@ -72,7 +72,8 @@ pub struct SourcePackage {
 /// One installed package found in the image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
-    /// Name as the ecosystem spells it (PyPI names are PEP 503 normalised).
+    /// Name as the ecosystem spells it (PyPI names in lower case with `_` as `-`; matching applies
+    /// PEP 503 on top).
     pub name: String,
     /// Installed version, as recorded by the package manager.
     pub version: String,
@@ -89,6 +90,11 @@ pub struct Package {
     /// Source package for distribution packages, when recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourcePackage>,
+    /// Built from local sources rather than taken from the ecosystem's registry (the root crate of
+    /// a `cargo auditable` binary): listed in SBOMs, never matched, since an advisory for a registry
+    /// package of the same name says nothing about it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 impl Package {

@@ -2,9 +2,10 @@
 
 use crate::control::{field, headers};
 use crate::found::Found;
-use crate::package::normalize_pypi_name;
 
-/// Parses core metadata. The name is PEP 503 normalised. Errors say what is wrong with the file.
+/// Parses core metadata. The name is kept in the package-URL form (lower case, `_` as `-`, dots
+/// kept: `zope.interface`), as trivy and the purl spec write it; matching normalises it further
+/// per PEP 503. Errors say what is wrong with the file.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Found, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text ({e})"))?;
     let head = headers(text);
@@ -20,7 +21,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Found, String> {
     if !valid(name) || !valid(version) {
         return Err("Name or Version is empty, too long or has control characters".into());
     }
-    Ok(Found::new(normalize_pypi_name(name), version))
+    Ok(Found::new(
+        name.trim().to_lowercase().replace('_', "-"),
+        version,
+    ))
 }
 
 #[cfg(test)]
@@ -32,6 +36,8 @@ mod tests {
         let p =
             parse(b"Metadata-Version: 2.1\nName: Jinja2\nVersion: 2.7.1\n\nName: body\n").unwrap();
         assert_eq!((p.name.as_str(), p.version.as_str()), ("jinja2", "2.7.1"));
+        let p = parse(b"Name: Zope.Interface\nVersion: 8.7\n").unwrap();
+        assert_eq!(p.name, "zope.interface");
     }
 
     #[test]

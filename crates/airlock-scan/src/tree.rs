@@ -28,6 +28,11 @@ pub(crate) enum Kind {
     CargoLock,
     /// `node_modules/[@scope/]name/package.json`.
     NpmPackageJson,
+    /// Any other `package.json` (an app, a bundled extension): a package when it has a name and a
+    /// version, as trivy counts it; silently ignored when it has neither (build stubs).
+    NpmManifest,
+    /// `package-lock.json` or `npm-shrinkwrap.json` of a project (not inside `node_modules`).
+    NpmLock,
 }
 
 impl Kind {
@@ -36,8 +41,11 @@ impl Kind {
         match self {
             Kind::OsRelease => 64 << 10,
             Kind::DpkgStatus | Kind::ApkInstalled => 64 << 20,
-            Kind::DpkgStatusD | Kind::PythonMetadata | Kind::NpmPackageJson => 1 << 20,
+            Kind::DpkgStatusD | Kind::PythonMetadata | Kind::NpmPackageJson | Kind::NpmManifest => {
+                1 << 20
+            }
             Kind::CargoLock => 8 << 20,
+            Kind::NpmLock => 64 << 20,
         }
     }
 
@@ -63,6 +71,11 @@ impl Kind {
         if name == "Cargo.lock" {
             return Some(Kind::CargoLock);
         }
+        if (name == "package-lock.json" || name == "npm-shrinkwrap.json")
+            && !parent.split('/').any(|c| c == "node_modules")
+        {
+            return Some(Kind::NpmLock);
+        }
         if name == "package.json" {
             let mut up = parent.rsplit('/');
             let _pkg = up.next();
@@ -71,7 +84,7 @@ impl Kind {
                 Some(scope) if scope.starts_with('@') && up.next() == Some("node_modules") => {
                     return Some(Kind::NpmPackageJson);
                 }
-                _ => {}
+                _ => return Some(Kind::NpmManifest),
             }
         }
         None
@@ -90,6 +103,11 @@ pub(crate) enum Node {
     TooLarge { size: u64 },
     /// A symbolic link.
     Symlink { target: String },
+    /// A program or archive reduced to the packages it records (its bytes are not kept).
+    Found {
+        found: Vec<(crate::package::Ecosystem, crate::found::Found)>,
+        layer: Option<String>,
+    },
 }
 
 /// Where resolving a path ended.
@@ -181,6 +199,9 @@ impl FileTree {
                 self.kept_bytes = self.kept_bytes.saturating_sub(data.len() as u64)
             }
             Node::Symlink { .. } => self.symlinks = self.symlinks.saturating_sub(1),
+            Node::Found { found, .. } => {
+                self.kept_bytes = self.kept_bytes.saturating_sub(found_bytes(found))
+            }
             Node::TooLarge { .. } => {}
         }
     }
@@ -200,6 +221,12 @@ impl FileTree {
                     return false;
                 }
                 self.symlinks += 1;
+            }
+            Node::Found { found, .. } => {
+                if self.kept_bytes + found_bytes(found) > MAX_KEPT_BYTES {
+                    return false;
+                }
+                self.kept_bytes += found_bytes(found);
             }
             Node::TooLarge { .. } => {}
         }
@@ -274,6 +301,14 @@ impl FileTree {
     }
 }
 
+/// Approximate memory held by a list of found packages (counted against [`MAX_KEPT_BYTES`]).
+fn found_bytes(found: &[(crate::package::Ecosystem, crate::found::Found)]) -> u64 {
+    found
+        .iter()
+        .map(|(_, f)| (f.name.len() + f.version.len() + 64) as u64)
+        .sum()
+}
+
 /// Reads at most `limit` bytes of a file; a longer file is an error.
 pub(crate) fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
@@ -330,9 +365,14 @@ mod tests {
             Kind::of("app/node_modules/@babel/core/package.json"),
             Some(Kind::NpmPackageJson)
         );
-        assert_eq!(Kind::of("app/node_modules/lodash/lib/package.json"), None);
-        assert_eq!(Kind::of("app/package.json"), None);
+        assert_eq!(
+            Kind::of("app/node_modules/lodash/lib/package.json"),
+            Some(Kind::NpmManifest)
+        );
+        assert_eq!(Kind::of("app/package.json"), Some(Kind::NpmManifest));
         assert_eq!(Kind::of("src/app/Cargo.lock"), Some(Kind::CargoLock));
+        assert_eq!(Kind::of("app/package-lock.json"), Some(Kind::NpmLock));
+        assert_eq!(Kind::of("app/node_modules/x/package-lock.json"), None);
     }
 
     #[test]

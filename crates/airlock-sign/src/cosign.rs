@@ -100,12 +100,13 @@ pub async fn sign_manifest(
     Ok(digest)
 }
 
-/// Checks a verified payload: it must name `manifest_digest` and `expected_reference`.
+/// Checks a verified payload: it must name `manifest_digest` and one of `accepted_references`. Returns the
+/// docker reference it names.
 fn check_payload(
     payload: &[u8],
-    expected_reference: &str,
+    accepted_references: &[&str],
     manifest_digest: &Digest,
-) -> Result<(), SignError> {
+) -> Result<String, SignError> {
     let value: serde_json::Value = serde_json::from_slice(payload)
         .map_err(|e| SignError::json(format!("signature payload for {manifest_digest}"), e))?;
     let critical = &value["critical"];
@@ -128,13 +129,13 @@ fn check_payload(
     let found_ref = critical["identity"]["docker-reference"]
         .as_str()
         .unwrap_or_default();
-    if found_ref != expected_reference {
+    if !accepted_references.contains(&found_ref) {
         return Err(SignError::ReferenceMismatch {
-            expected: expected_reference.to_string(),
+            expected: accepted_references.join(" or "),
             found: found_ref.to_string(),
         });
     }
-    Ok(())
+    Ok(found_ref.to_string())
 }
 
 /// Verifies that `manifest_digest` carries a cosign signature by a key of `trust` whose payload names that
@@ -147,8 +148,28 @@ pub async fn verify_manifest_signature(
     manifest_digest: &Digest,
     trust: &TrustSet,
 ) -> Result<KeyId, SignError> {
+    verify_manifest_signature_for(store, &[expected_reference], manifest_digest, trust)
+        .await
+        .map(|(key, _)| key)
+}
+
+/// Like [`verify_manifest_signature`], but a payload naming any of `accepted_references` is good (the
+/// repository read from and the repositories it mirrors). Returns the key id and the docker reference the
+/// good signature names. `accepted_references[0]` is the repository read from, used in error messages.
+pub async fn verify_manifest_signature_for(
+    store: &dyn Store,
+    accepted_references: &[&str],
+    manifest_digest: &Digest,
+    trust: &TrustSet,
+) -> Result<(KeyId, String), SignError> {
     let tag = signature_tag(manifest_digest);
-    let reference = format!("{expected_reference}@{manifest_digest}");
+    let reference = format!(
+        "{}@{manifest_digest}",
+        accepted_references
+            .first()
+            .copied()
+            .unwrap_or("(no repository)")
+    );
     let Some((manifest, _)) = read_attached(store, &tag).await? else {
         return Err(SignError::Unsigned { reference });
     };
@@ -168,8 +189,8 @@ pub async fn verify_manifest_signature(
         };
         let payload = read_layer(store, layer, MAX_PAYLOAD_SIZE, &tag).await?;
         match trust.verify(&payload, &signature) {
-            Ok(key_id) => match check_payload(&payload, expected_reference, manifest_digest) {
-                Ok(()) => return Ok(key_id),
+            Ok(key_id) => match check_payload(&payload, accepted_references, manifest_digest) {
+                Ok(signed_for) => return Ok((key_id, signed_for)),
                 Err(e) => {
                     content_problem.get_or_insert(e);
                 }

@@ -83,8 +83,8 @@ impl SigningKey {
         };
         if pem.contains("ENCRYPTED") {
             return Err(key_err(
-                "encrypted keys are not supported; export an unencrypted PKCS#8 P-256 key \
-                 (e.g. `openssl pkcs8 -topk8 -nocrypt`) and protect the file instead",
+                "the key is encrypted: give its password (AIRLOCK_SIGNING_KEY_PASSWORD), \
+                 or use an unencrypted PKCS#8 P-256 key (`openssl pkcs8 -topk8 -nocrypt`)",
             ));
         }
         if pem.contains("BEGIN EC PRIVATE KEY") {
@@ -97,6 +97,74 @@ impl SigningKey {
         let inner = p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
             .map_err(|_| key_err("not a valid PKCS#8 P-256 private key (BEGIN PRIVATE KEY)"))?;
         Ok(SigningKey { inner })
+    }
+
+    /// Reads a private key in any supported PEM form: cosign's encrypted format (`ENCRYPTED SIGSTORE PRIVATE
+    /// KEY`, decrypted with `password`), PKCS#8 or SEC1. `password` is ignored for unencrypted keys.
+    pub fn from_pem(pem: &str, password: Option<&[u8]>) -> Result<Self, SignError> {
+        if crate::encrypted::is_encrypted_pem(pem) {
+            let Some(password) = password else {
+                return SigningKey::from_pkcs8_pem(pem);
+            };
+            let der = crate::encrypted::decrypt(pem, password)?;
+            return SigningKey::from_pkcs8_der(&der);
+        }
+        SigningKey::from_pkcs8_pem(pem)
+    }
+
+    /// Reads a PKCS#8 DER private key (the plaintext of cosign's encrypted format).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SignError> {
+        let inner = p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|_| SignError::Key {
+            what: "PKCS#8 DER private key".to_string(),
+            reason: "not a valid PKCS#8 P-256 private key".to_string(),
+        })?;
+        Ok(SigningKey { inner })
+    }
+
+    /// Writes the key in cosign's encrypted format (`ENCRYPTED SIGSTORE PRIVATE KEY`), which
+    /// `cosign sign --key` reads with the same password.
+    pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<String, SignError> {
+        let der = self.inner.to_pkcs8_der().map_err(|_| SignError::Key {
+            what: "private key".to_string(),
+            reason: "cannot be encoded as PKCS#8".to_string(),
+        })?;
+        crate::encrypted::encrypt(der.as_bytes(), password)
+    }
+
+    /// Reads a private key file, decrypting a cosign encrypted key with `password`; errors name the path.
+    pub fn load_with_password(path: &Path, password: Option<&[u8]>) -> Result<Self, SignError> {
+        let text = zeroize::Zeroizing::new(read_key_file(path)?);
+        SigningKey::from_pem(&text, password).map_err(|e| match e {
+            SignError::Key { reason, .. } => SignError::Key {
+                what: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Reads the key from the environment: the PEM text in `pem_var` (e.g. `AIRLOCK_SIGNING_KEY_PEM`, for
+    /// secret stores that inject values rather than files) and, for an encrypted key, its password in
+    /// `password_var`. `Ok(None)` when `pem_var` is unset. Errors name the variable, never its value.
+    pub fn from_env(pem_var: &str, password_var: &str) -> Result<Option<Self>, SignError> {
+        let Some(pem) = std::env::var_os(pem_var) else {
+            return Ok(None);
+        };
+        let pem = zeroize::Zeroizing::new(pem.into_string().map_err(|_| SignError::Key {
+            what: format!("environment variable {pem_var}"),
+            reason: "not UTF-8 text".to_string(),
+        })?);
+        let password =
+            std::env::var_os(password_var).map(|p| zeroize::Zeroizing::new(p.into_encoded_bytes()));
+        SigningKey::from_pem(&pem, password.as_ref().map(|p| p.as_slice()))
+            .map(Some)
+            .map_err(|e| match e {
+                SignError::Key { reason, .. } => SignError::Key {
+                    what: format!("environment variable {pem_var}"),
+                    reason,
+                },
+                other => other,
+            })
     }
 
     /// Writes the key as unencrypted PKCS#8 PEM (`BEGIN PRIVATE KEY`), readable by OpenSSL and cosign.
@@ -323,7 +391,52 @@ mod tests {
             "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
         )
         .unwrap_err();
-        assert!(err.to_string().contains("unencrypted PKCS#8"), "{err}");
+        assert!(
+            err.to_string().contains("AIRLOCK_SIGNING_KEY_PASSWORD"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn encrypted_key_round_trips_and_needs_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate();
+        let pem = key.to_encrypted_pem(b"correct horse").unwrap();
+        let path = dir.path().join("cosign.key");
+        std::fs::write(&path, &pem).unwrap();
+        let loaded = SigningKey::load_with_password(&path, Some(b"correct horse")).unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
+        let err = SigningKey::load_with_password(&path, Some(b"wrong")).unwrap_err();
+        assert!(err.to_string().contains("cosign.key"), "{err}");
+        assert!(err.to_string().contains("wrong password"), "{err}");
+        let err = SigningKey::load(&path).unwrap_err();
+        assert!(err.to_string().contains("is encrypted"), "{err}");
+    }
+
+    #[test]
+    fn key_from_environment_names_the_variable_not_the_value() {
+        // Variable names unique to this test: tests run in parallel threads of one process.
+        let (pem_var, pw_var) = ("AIRLOCK_TEST_KEYS_PEM_1", "AIRLOCK_TEST_KEYS_PW_1");
+        assert!(SigningKey::from_env(pem_var, pw_var).unwrap().is_none());
+        let key = SigningKey::generate();
+        // SAFETY: no other thread reads or writes these two test-only variables.
+        unsafe {
+            std::env::set_var(pem_var, key.to_encrypted_pem(b"pw").unwrap());
+            std::env::set_var(pw_var, "pw");
+        }
+        let loaded = SigningKey::from_env(pem_var, pw_var).unwrap().unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
+        unsafe {
+            std::env::set_var(
+                pem_var,
+                "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+            )
+        };
+        let err = SigningKey::from_env(pem_var, pw_var)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(pem_var), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 
     #[test]

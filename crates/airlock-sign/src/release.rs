@@ -10,9 +10,10 @@ use airlock_oci::{Descriptor, Digest, ImageManifest, Store, media_type};
 use serde::{Deserialize, Serialize};
 
 use crate::attached::read_layer;
+use crate::cosign::verify_manifest_signature_for;
 use crate::{
-    KeyId, SignError, SigningKey, TrustSet, VerifiedAttestation, manifests_tar, read_attestations,
-    sign_manifest, verify_manifest_signature,
+    KeyId, SignError, SigningKey, TrustConfig, TrustSet, VerifiedAttestation, manifests_tar,
+    read_attestations, sign_manifest,
 };
 
 /// The artifact type of a release manifest, also the media type of its config blob.
@@ -214,7 +215,7 @@ pub async fn publish_release(
 /// config and manifest subject name the same image in `docker_reference`; that image is present and signed
 /// by a trusted key for `docker_reference`; every attestation of the image verifies, is about the image, and
 /// each of `required_predicates` is among them; the manifests layers match the environments listed. Every
-/// blob is checked against its digest by the store.
+/// blob is checked against its digest by the store. See [`verify`] for mirrors and pinned key ids.
 pub async fn verify_release(
     store: &dyn Store,
     docker_reference: &str,
@@ -223,9 +224,38 @@ pub async fn verify_release(
     newer_than: Option<u64>,
     required_predicates: &[&str],
 ) -> Result<VerifiedRelease, SignError> {
+    let config = TrustConfig::new(trust.clone()).requiring(required_predicates);
+    verify(store, docker_reference, reference, &config, newer_than).await
+}
+
+/// Verifies the release at `reference` (tag or digest) read from the repository `read_from` (the store's
+/// docker reference, e.g. `dmz.example/hello`) against `trust`, and returns it with its manifests and
+/// attestations. Each way a release can be wrong fails with its own [`SignError`] variant:
+///
+/// - no signature: [`SignError::Unsigned`]; a signature that does not verify: [`SignError::BadSignature`];
+///   signatures only by keys outside the trust config: [`SignError::UntrustedKey`];
+/// - a signature whose payload names another manifest digest (moved `.sig`): [`SignError::PayloadDigestMismatch`];
+/// - a signature made for another repository than `read_from`, unless `read_from` is configured as a mirror of
+///   it: [`SignError::ReferenceMismatch`];
+/// - a release whose config names another image than its manifest subject or than the repository it was
+///   signed for: [`SignError::ReleaseImageMismatch`];
+/// - an attestation about another image: [`SignError::AttestationSubjectMismatch`]; a required attestation
+///   absent: [`SignError::AttestationMissing`];
+/// - a sequence not newer than `newer_than`: [`SignError::SequenceNotNewer`];
+/// - content that does not match its digest: [`SignError::Oci`] with [`airlock_oci::Error::DigestMismatch`].
+pub async fn verify(
+    store: &dyn Store,
+    read_from: &str,
+    reference: &str,
+    trust: &TrustConfig,
+    newer_than: Option<u64>,
+) -> Result<VerifiedRelease, SignError> {
+    let accepted = trust.accepted_references(read_from);
     let fetched = store.get_manifest(reference).await?;
     let digest = fetched.digest;
-    let signed_by = verify_manifest_signature(store, docker_reference, &digest, trust).await?;
+    let (signed_by, docker_reference) =
+        verify_manifest_signature_for(store, &accepted, &digest, &trust.keys).await?;
+    let docker_reference = docker_reference.as_str();
     let what = format!("release {reference} ({digest})");
 
     let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
@@ -282,13 +312,15 @@ pub async fn verify_release(
             format!("subject size does not match image {image_digest}"),
         ));
     }
-    verify_manifest_signature(store, docker_reference, image_digest, trust).await?;
+    // The image must be signed for the same repository as the release: a release cannot borrow an image
+    // signature made for another repository.
+    verify_manifest_signature_for(store, &[docker_reference], image_digest, &trust.keys).await?;
 
-    let attestations = read_attestations(store, image_digest, trust).await?;
-    for required in required_predicates {
+    let attestations = read_attestations(store, image_digest, &trust.keys).await?;
+    for required in &trust.required_predicates {
         if !attestations.iter().any(|a| a.predicate_type == *required) {
             return Err(SignError::AttestationMissing {
-                predicate_type: (*required).to_string(),
+                predicate_type: required.clone(),
             });
         }
     }

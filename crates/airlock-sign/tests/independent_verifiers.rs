@@ -2,8 +2,11 @@
 //! (Python `cryptography`) for cosign `.sig` signatures and `tests/verify_dsse.py` (`securesystemslib`) for
 //! DSSE attestations, both reading the OCI layout directory straight from disk.
 //!
-//! Needs a venv with both packages: `python3 -m venv ~/.cache/airlock/venv &&
-//! ~/.cache/airlock/venv/bin/pip install cryptography securesystemslib` (or set `AIRLOCK_PY_VENV`).
+//! `tests/cosign_key.py` (`hashlib.scrypt` + PyNaCl) reads and writes cosign's encrypted private keys.
+//!
+//! Needs a venv with the packages: `python3 -m venv ~/.cache/airlock/venv &&
+//! ~/.cache/airlock/venv/bin/pip install cryptography securesystemslib pynacl` (or set `AIRLOCK_PY_VENV`;
+//! scripts/setup does it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,14 +26,14 @@ fn python() -> PathBuf {
         });
     let py = venv.join("bin/python");
     let ok = Command::new(&py)
-        .args(["-c", "import cryptography, securesystemslib"])
+        .args(["-c", "import cryptography, securesystemslib, nacl"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(
         ok,
-        "{} cannot import cryptography and securesystemslib; install them with: python3 -m venv {v} && \
-         {v}/bin/pip install cryptography securesystemslib (or set AIRLOCK_PY_VENV)",
+        "{} cannot import cryptography, securesystemslib and nacl; install them with: python3 -m venv {v} && \
+         {v}/bin/pip install cryptography securesystemslib pynacl (or set AIRLOCK_PY_VENV)",
         py.display(),
         v = venv.display()
     );
@@ -227,5 +230,138 @@ async fn dsse_attestations_verify_with_securesystemslib() {
     assert!(
         !ok,
         "securesystemslib accepted attestations with the wrong key: {out}"
+    );
+}
+
+#[test]
+fn encrypted_keys_interoperate_with_an_independent_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ours → theirs: Python decrypts our cosign-format key to the same public key.
+    let key = SigningKey::generate();
+    let ours = dir.path().join("ours.key");
+    std::fs::write(&ours, key.to_encrypted_pem(b"s3cret pass").unwrap()).unwrap();
+    let (ok, out) = run(
+        "cosign_key.py",
+        &["decrypt", ours.to_str().unwrap(), "s3cret pass"],
+    );
+    assert!(ok, "python could not decrypt our key: {out}");
+    assert_eq!(
+        airlock_sign::PublicKey::from_pem(&out).unwrap(),
+        key.public_key()
+    );
+    let (ok, out) = run(
+        "cosign_key.py",
+        &["decrypt", ours.to_str().unwrap(), "wrong"],
+    );
+    assert!(!ok, "python decrypted with a wrong password: {out}");
+
+    // Theirs → ours: a key Python wrote in cosign's format loads here and signs for its public key.
+    let theirs = dir.path().join("theirs.key");
+    let (ok, out) = run(
+        "cosign_key.py",
+        &["encrypt", theirs.to_str().unwrap(), "pw"],
+    );
+    assert!(ok, "{out}");
+    let public = airlock_sign::PublicKey::from_pem(&out).unwrap();
+    let loaded = SigningKey::load_with_password(&theirs, Some(b"pw")).unwrap();
+    assert_eq!(loaded.public_key(), public);
+    assert!(public.verifies(b"m", &loaded.sign(b"m")));
+    assert!(SigningKey::load_with_password(&theirs, Some(b"pW")).is_err());
+}
+
+#[tokio::test]
+async fn revocation_list_signature_verifies_with_python_cryptography() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join(airlock_sign::REVOCATIONS_REPOSITORY);
+    let store = OciLayout::create(&layout_dir).unwrap();
+    let key = SigningKey::generate();
+    let reference = format!("registry.example/{}", airlock_sign::REVOCATIONS_REPOSITORY);
+    let published = airlock_sign::publish_revocation(
+        &store,
+        &reference,
+        &Digest::of(b"bad image"),
+        "leaked credentials in layer 3",
+        "2026-01-01T00:00:00Z",
+        &key,
+    )
+    .await
+    .unwrap();
+    let pub_path = dir.path().join("key.pub");
+    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
+    let args = [
+        layout_dir.to_str().unwrap(),
+        pub_path.to_str().unwrap(),
+        published.digest.as_str(),
+        reference.as_str(),
+    ];
+    let (ok, out) = run("verify_cosign.py", &args);
+    assert!(ok, "python rejected the revocation list signature: {out}");
+}
+
+#[tokio::test]
+async fn gate_predicates_verify_with_securesystemslib() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout_dir = dir.path().join("app");
+    let store = OciLayout::create(&layout_dir).unwrap();
+    let digest = put_image(&store, b"image bytes").await;
+    let key = SigningKey::generate();
+    let decision = serde_json::json!({
+        "allowed": true, "violations": [], "warnings": [], "expired_waivers": [],
+        "policy_digest": "sha256:abcd", "rules_evaluated": ["vuln.rego"],
+        "waived": [{"waiver": {"id": "CVE-2024-1", "package": "jinja2", "expires": "2026-12-31",
+                               "reason": "component_not_present: not shipped", "approver": "sec@example"},
+                    "violation": {"rule": "vuln.fixable-high", "advisories": ["CVE-2024-1"]}}],
+    });
+    let predicates = [
+        (
+            predicates::VULN,
+            predicates::vuln_report(&predicates::VulnScanInput {
+                gate_id: "https://gate.example".into(),
+                result: serde_json::json!([]),
+                ..Default::default()
+            }),
+        ),
+        (
+            predicates::POLICY_DECISION,
+            predicates::policy_decision(&decision, "https://gate.example", "run-1"),
+        ),
+        (
+            predicates::OPENVEX,
+            predicates::openvex(
+                &decision,
+                REPO,
+                &digest,
+                "https://gate.example",
+                "2026-01-01T00:00:00Z",
+            )
+            .unwrap(),
+        ),
+    ];
+    let envelopes: Vec<_> = predicates
+        .iter()
+        .map(|(kind, p)| sign_envelope(&statement(REPO, &digest, kind, p.clone()), &key))
+        .collect();
+    attach_attestations(&store, &digest, &envelopes)
+        .await
+        .unwrap();
+    let pub_path = dir.path().join("key.pub");
+    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
+    let (ok, out) = run(
+        "verify_dsse.py",
+        &[
+            layout_dir.to_str().unwrap(),
+            pub_path.to_str().unwrap(),
+            digest.as_str(),
+        ],
+    );
+    assert!(ok, "securesystemslib rejected gate attestations: {out}");
+    let types: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        types,
+        [
+            predicates::VULN,
+            predicates::POLICY_DECISION,
+            predicates::OPENVEX
+        ]
     );
 }

@@ -1,0 +1,180 @@
+//! Shared fixtures of the copy tests: a real registry process and a TCP proxy that misbehaves on purpose.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A registry process started for one test; killed (by its own handle) when dropped.
+pub struct Registry {
+    child: Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts Debian's `docker-registry` on a free loopback port, or `None` (with a note) when it is missing.
+pub fn start_registry() -> Option<Registry> {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: docker-registry is not installed (apt-get install -y docker-registry)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let registry = Registry {
+        child,
+        host,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&registry.host).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "registry did not start on {}",
+            registry.host
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(registry)
+}
+
+/// How the proxy treats the first connections it accepts.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Answer `HTTP/1.1 <code>` and close.
+    Status(u16),
+    /// Read the request, then close without answering (a dropped connection).
+    Drop,
+}
+
+/// A TCP proxy to a registry on loopback: the first connections get `faults` (one each, in order), the
+/// rest are forwarded. It records the request lines it forwards so tests can see what the client did.
+pub struct Proxy {
+    pub host: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    pub faults_left: Arc<Mutex<Vec<Fault>>>,
+}
+
+pub async fn start_proxy(target: &str, faults: Vec<Fault>) -> Proxy {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let faults_left = Arc::new(Mutex::new(faults.into_iter().rev().collect::<Vec<_>>()));
+    let target = target.to_string();
+    let (reqs, left) = (requests.clone(), faults_left.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let fault = left.lock().unwrap().pop();
+            let target = target.clone();
+            let reqs = reqs.clone();
+            tokio::spawn(async move {
+                if let Some(fault) = fault {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = client.read(&mut buf).await;
+                    if let Fault::Status(code) = fault {
+                        let answer = format!(
+                            "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = client.write_all(answer.as_bytes()).await;
+                    }
+                    return;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 65536];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        record(&reqs, &buf[..n]);
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = sw.shutdown().await;
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                    let _ = cw.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    Proxy {
+        host,
+        requests,
+        faults_left,
+    }
+}
+
+/// Notes request lines (`METHOD /v2/...`) seen in a chunk of client bytes.
+fn record(reqs: &Mutex<Vec<String>>, chunk: &[u8]) {
+    let text = String::from_utf8_lossy(chunk);
+    for line in text.split("\r\n") {
+        for method in ["GET ", "HEAD ", "PUT ", "POST ", "PATCH "] {
+            if line.starts_with(method) && line.contains(" /v2/") && line.ends_with("HTTP/1.1") {
+                reqs.lock().unwrap().push(line.to_string());
+            }
+        }
+    }
+}
+
+pub fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
