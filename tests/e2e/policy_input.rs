@@ -16,6 +16,12 @@ async fn gate_input_of_a_real_run_follows_the_documented_schema() {
     .await
     .expect("the demo runs end to end");
     assert_eq!(outcome.run.state, RunState::Published);
+    // The run says how old the vulnerability data behind its findings was.
+    assert!(
+        outcome.run.vulndb_age_seconds.is_some_and(|age| age >= 0),
+        "{:?}",
+        outcome.run.vulndb_age_seconds
+    );
     let input_path = dir
         .path()
         .join("runs")

@@ -226,6 +226,10 @@ pub struct RunView {
     /// Vulnerability findings from the scan, as the scanner reported them.
     #[serde(default)]
     pub findings: Vec<serde_json::Value>,
+    /// Age in seconds of the vulnerability database the scan used (newest record's `modified` to the scan);
+    /// a large age means findings may be missing. None before the scan or for an empty database.
+    #[serde(default)]
+    pub vulndb_age_seconds: Option<i64>,
     /// The gate policy decision (allowed, violations, warnings, waivers).
     #[serde(default)]
     pub decision: Option<serde_json::Value>,
@@ -309,6 +313,7 @@ mod tests {
             image: None,
             release: None,
             findings: vec![],
+            vulndb_age_seconds: None,
             decision: None,
             error: None,
         };

@@ -608,6 +608,7 @@ mod tests {
                 "advisory": {"id": "GHSA-x84v-xcm2-53pg", "severity": "HIGH"},
                 "fixed": "2.20.0"
             })],
+            vulndb_age_seconds: None,
             decision: Some(json!({
                 "allowed": false,
                 "violations": [

@@ -354,6 +354,8 @@ impl Pipeline {
                 "findings": findings,
                 "sbom": { "package_count": report.inventory.packages.len(), "ecosystems": ecosystems },
                 "vulndb": serde_json::to_value(&report.db).unwrap_or(Value::Null),
+                "scanned_at": report.scanned_at,
+                "vulndb_age_seconds": report.db_age_seconds,
                 "scan_warnings": report.inventory.warnings,
             }),
             Some(detail),

@@ -807,6 +807,7 @@ fn view_of(run: RunRecord, steps: Vec<StepView>) -> RunView {
             .get("findings")
             .and_then(|f| f.as_array().cloned())
             .unwrap_or_default(),
+        vulndb_age_seconds: o.get("vulndb_age_seconds").and_then(|v| v.as_i64()),
         decision: o.get("decision").cloned(),
         error: match (run.error_step, run.error_message) {
             (Some(step), Some(message)) => Some(ErrorView { step, message }),
