@@ -5,33 +5,18 @@
 use airlock_e2e::{python, repo_root};
 use airlock_oci::{LayoutRoot, Store};
 use airlock_sign::{PublicKey, TrustConfig, TrustSet, predicates, verify};
-use std::process::Command;
 
 fn run_checker(script: &str, args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg(repo_root().join("crates/airlock-sign/tests").join(script))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} {args:?}: {text}");
+    let script_path = repo_root().join("crates/airlock-sign/tests").join(script);
+    let (ok, text) = airlock_testkit::tools::run_python(&python(), &script_path, args);
+    assert!(ok, "{script} {args:?}: {text}");
     text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_release_and_attestations_verify_independently_and_carry_their_fields() {
     let dir = tempfile::tempdir().unwrap();
-    airlock_gate::demo::run(airlock_gate::demo::DemoOptions {
-        data_dir: Some(dir.path().to_path_buf()),
-        app_dir: repo_root().join("examples/hello"),
-        vulndb: None,
-    })
-    .await
-    .expect("demo publishes");
+    airlock_e2e::run_demo(dir.path()).await;
     let boundary = dir.path().join("boundary");
     let repo = LayoutRoot::open_or_create(&boundary)
         .unwrap()

@@ -47,20 +47,21 @@ pub async fn start_gate(tweak: impl FnOnce(&mut GateConfig)) -> TestGate {
     }
 }
 
+/// Runs `airlock-gate demo` on the example app with its data in `data_dir` (fetch through publish, then the
+/// agent's sync); panics when any step fails.
+pub async fn run_demo(data_dir: &Path) -> airlock_gate::demo::DemoOutcome {
+    airlock_gate::demo::run(airlock_gate::demo::DemoOptions {
+        data_dir: Some(data_dir.to_path_buf()),
+        app_dir: repo_root().join("examples/hello"),
+        vulndb: None,
+    })
+    .await
+    .expect("the demo runs end to end")
+}
+
 /// The Python of the checkers' venv (installed by scripts/setup).
 pub fn python() -> PathBuf {
-    let venv = std::env::var("AIRLOCK_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/airlock/venv")
-        });
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/setup to install the independent checkers",
-        py.display()
-    );
-    py
+    airlock_testkit::tools::python("jsonschema cryptography securesystemslib")
 }
 
 /// Copies the example app into `dest` and makes it a git repository with one commit; returns the commit id.
@@ -93,39 +94,8 @@ pub fn git_repo_of_example(dest: &Path) -> String {
 
 /// Copies a directory tree, skipping build output.
 pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        if name == "target" {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(&name));
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).expect("copy");
-        }
-    }
+    airlock_testkit::fs::copy_tree_except(from, to, &["target"]);
 }
 
 /// Every file below `dir`, relative, sorted (to show that nothing was written).
-pub fn files_below(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push(p.strip_prefix(base).unwrap_or(&p).display().to_string());
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
+pub use airlock_testkit::fs::files_below;

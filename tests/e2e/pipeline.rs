@@ -7,13 +7,7 @@ use std::process::Command;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_publishes_a_signed_release_that_the_agent_deploys_by_digest() {
     let dir = tempfile::tempdir().unwrap();
-    let outcome = airlock_gate::demo::run(airlock_gate::demo::DemoOptions {
-        data_dir: Some(dir.path().to_path_buf()),
-        app_dir: repo_root().join("examples/hello"),
-        vulndb: None,
-    })
-    .await
-    .expect("the demo runs end to end");
+    let outcome = airlock_e2e::run_demo(dir.path()).await;
 
     let run = &outcome.run;
     assert_eq!(run.state, RunState::Published);

@@ -8,13 +8,7 @@ use std::process::Command;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_input_of_a_real_run_follows_the_documented_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let outcome = airlock_gate::demo::run(airlock_gate::demo::DemoOptions {
-        data_dir: Some(dir.path().to_path_buf()),
-        app_dir: repo_root().join("examples/hello"),
-        vulndb: None,
-    })
-    .await
-    .expect("the demo runs end to end");
+    let outcome = airlock_e2e::run_demo(dir.path()).await;
     assert_eq!(outcome.run.state, RunState::Published);
     // The run says how old the vulnerability data behind its findings was.
     assert!(

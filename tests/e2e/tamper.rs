@@ -8,13 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Runs the demo once into `dir` and returns the boundary directory.
 async fn published(dir: &Path) -> PathBuf {
-    airlock_gate::demo::run(airlock_gate::demo::DemoOptions {
-        data_dir: Some(dir.to_path_buf()),
-        app_dir: repo_root().join("examples/hello"),
-        vulndb: None,
-    })
-    .await
-    .expect("demo publishes");
+    airlock_e2e::run_demo(dir).await;
     dir.join("boundary")
 }
 

@@ -4,7 +4,7 @@
 //! and verified with real keys.
 
 use airlock_agent::{SourceSpec, SyncConfig, TargetSpec, load_trust, sync_once};
-use airlock_oci::{Descriptor, Digest, ImageManifest, LayoutRoot, OciLayout, Store, media_type};
+use airlock_oci::{Digest, LayoutRoot, OciLayout};
 use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1, VULN};
 use airlock_sign::{
     ReleaseConfig, ReleaseImage, SigningKey, attach_attestations, publish_release, sign_envelope,
@@ -148,17 +148,7 @@ fn admission_dir() -> PathBuf {
 }
 
 async fn put_image(store: &OciLayout, content: &[u8]) -> Digest {
-    let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
-    store.put_blob(&layer.digest, content).await.unwrap();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-    store.put_blob(&config_desc.digest, config).await.unwrap();
-    let manifest = ImageManifest::new(config_desc, vec![layer]);
-    store
-        .put_manifest(&manifest.to_bytes(), media_type::OCI_MANIFEST, None)
-        .await
-        .unwrap()
+    airlock_testkit::image::minimal_image(store, content, None).await
 }
 
 #[tokio::test]

@@ -4,9 +4,10 @@
 use std::process::Command;
 
 use airlock_oci::{
-    Compression, Descriptor, Digest, ImageConfig, ImageManifest, LayerBuilder, LayoutRoot,
-    OciLayout, Store, attachment_tags, import_archive, media_type, write_image,
+    Compression, Digest, ImageConfig, LayerBuilder, LayoutRoot, OciLayout, Store, attachment_tags,
+    import_archive, write_image,
 };
+use airlock_testkit::image::{SIMPLE_SIGNING, artifact, file_image};
 
 fn gate(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_airlock-gate"))
@@ -16,45 +17,14 @@ fn gate(args: &[&str]) -> std::process::Output {
 }
 
 async fn image(layout: &OciLayout, tag: &str) -> Digest {
-    let mut b = LayerBuilder::new(0);
-    b.add_file("/msg", 0o644, 0, 0, tag.as_bytes().to_vec())
-        .unwrap();
-    let layer = b.finish(Compression::Gzip).unwrap();
-    let mut config = ImageConfig::new("amd64", "linux");
-    config.rootfs.diff_ids = vec![layer.diff_id.clone()];
-    write_image(
-        layout,
-        &config,
-        &[(layer.descriptor.clone(), Some(&layer.data))],
-        Some(tag),
-    )
-    .await
-    .unwrap()
+    let config = ImageConfig::new("amd64", "linux");
+    file_image(layout, "/msg", tag.as_bytes(), config, Some(tag)).await
 }
 
 async fn signature(layout: &OciLayout, of: &Digest) -> Digest {
     let payload = format!("signature of {of}");
-    let layer = Descriptor::for_bytes(
-        "application/vnd.dev.cosign.simplesigning.v1+json",
-        payload.as_bytes(),
-    );
-    layout
-        .put_blob(&layer.digest, payload.as_bytes())
-        .await
-        .unwrap();
-    layout
-        .put_blob(&Descriptor::empty().digest, b"{}")
-        .await
-        .unwrap();
     let [sig, _] = attachment_tags(of);
-    layout
-        .put_manifest(
-            &ImageManifest::new(Descriptor::empty(), vec![layer]).to_bytes(),
-            media_type::OCI_MANIFEST,
-            Some(&sig),
-        )
-        .await
-        .unwrap()
+    artifact(layout, &sig, SIMPLE_SIGNING, payload.as_bytes(), None).await
 }
 
 #[tokio::test]
@@ -64,24 +34,14 @@ async fn image_copy_brings_the_signature_and_export_feeds_import() {
     let hello = boundary.repo("hello").unwrap();
     let img = image(&hello, "git-abc1234").await;
     signature(&hello, &img).await;
-    let subject = hello.get_manifest(img.as_str()).await.unwrap();
-    let payload = b"manifests";
-    let layer = Descriptor::for_bytes("application/vnd.airlock.manifests.v1.tar", payload);
-    hello.put_blob(&layer.digest, payload).await.unwrap();
-    let mut release = ImageManifest::new(Descriptor::empty(), vec![layer]);
-    release.subject = Some(Descriptor::new(
-        subject.media_type,
-        subject.digest,
-        subject.bytes.len() as u64,
-    ));
-    hello
-        .put_manifest(
-            &release.to_bytes(),
-            media_type::OCI_MANIFEST,
-            Some("release-0000000001"),
-        )
-        .await
-        .unwrap();
+    artifact(
+        &hello,
+        "release-0000000001",
+        "application/vnd.airlock.manifests.v1.tar",
+        b"manifests",
+        Some(&img),
+    )
+    .await;
 
     // image copy: layout → archive, signature included; skopeo reads the result.
     let src = format!("oci:{}:git-abc1234", hello.path().display());

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use airlock_testkit::fs::copy_tree;
+use airlock_testkit::tools::{cache_dir, fixture, vulndb_source};
+
 fn gate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_airlock-gate"))
         .args(args)
@@ -22,38 +25,8 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-fn cache() -> PathBuf {
-    std::env::var_os("AIRLOCK_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/airlock")
-        })
-}
-
-fn fixture(rel: &str) -> PathBuf {
-    let p = cache().join(rel);
-    assert!(p.exists(), "{} is missing: run scripts/setup", p.display());
-    p
-}
-
 fn vulndb(name: &str) -> String {
-    let dir =
-        std::env::var("AIRLOCK_VULNDB_SOURCE").unwrap_or_else(|_| "/work/shared/vulndb".into());
-    format!("{dir}/{name}")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
+    vulndb_source(name).display().to_string()
 }
 
 /// A root filesystem with the vulnerable Rust binary and jinja2 2.7.1.
@@ -72,13 +45,7 @@ fn rootfs(dir: &Path) -> PathBuf {
 }
 
 fn venv_python() -> PathBuf {
-    let py = cache().join("venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/setup",
-        py.display()
-    );
-    py
+    fixture("venv/bin/python")
 }
 
 #[test]
@@ -314,7 +281,7 @@ async fn scan_of_an_oci_layout_writes_sboms_that_the_official_checkers_accept() 
         spdx.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let check = Command::new(cache().join("venv/bin/pyspdxtools"))
+    let check = Command::new(cache_dir().join("venv/bin/pyspdxtools"))
         .arg("-i")
         .arg(&spdx)
         .output()

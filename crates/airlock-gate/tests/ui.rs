@@ -6,6 +6,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 
+use airlock_testkit::tools::free_port;
+
 struct Driver {
     child: Child,
     profile: String,
@@ -29,13 +31,6 @@ impl Drop for Driver {
             }
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 impl Driver {

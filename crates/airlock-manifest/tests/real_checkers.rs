@@ -6,31 +6,16 @@
 //! `$HOME/.cache/airlock/checkov-venv`). When they are missing the tests fail and say how
 //! to install them (CI installs them).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use airlock_testkit::tools::venv_tool as venv;
 
 use airlock_descriptor::{AppDescriptor, Resources};
 use airlock_manifest::{EnvironmentSettings, RenderMeta, RenderedEnvironment, render};
 
 /// Checkov checks allowed to fail by design (none today); keep in sync with the crate docs.
 const ACCEPTED_CHECKOV_FAILURES: &[&str] = &[];
-
-fn venv(var: &str, default: &str, tool: &str, install: &str) -> PathBuf {
-    let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        home.join(".cache/airlock").join(default)
-    });
-    let bin = dir.join("bin").join(tool);
-    assert!(
-        bin.is_file(),
-        "{} not found. Install it with: python3 -m venv {d} && {d}/bin/pip install {install} (or set {var})",
-        bin.display(),
-        d = dir.display(),
-    );
-    bin
-}
 
 fn full_app() -> AppDescriptor {
     AppDescriptor::from_toml_str(

@@ -4,42 +4,20 @@
 mod common;
 
 use airlock_oci::{
-    Compression, CopyOptions, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, ImageRef,
-    LayerBuilder, OciLayout, OpenOptions, Platform, Store, attachment_tags, copy_with_attachments,
-    media_type, read_image, write_image,
+    CopyOptions, Descriptor, Digest, ImageConfig, ImageIndex, ImageRef, OciLayout, OpenOptions,
+    Platform, Store, attachment_tags, copy_with_attachments, media_type, read_image,
 };
+use airlock_testkit::image::{SIMPLE_SIGNING, artifact, file_image};
 use common::{Fault, skopeo, start_proxy, start_registry};
 
 async fn image(layout: &OciLayout, tag: Option<&str>, arch: &str, text: &str) -> Digest {
-    let mut b = LayerBuilder::new(0);
-    b.add_file("/msg", 0o644, 0, 0, text.as_bytes().to_vec())
-        .unwrap();
-    let layer = b.finish(Compression::Gzip).unwrap();
-    let mut config = ImageConfig::new(arch, "linux");
-    config.rootfs.diff_ids = vec![layer.diff_id.clone()];
-    write_image(
-        layout,
-        &config,
-        &[(layer.descriptor.clone(), Some(&layer.data))],
-        tag,
-    )
-    .await
-    .unwrap()
+    let config = ImageConfig::new(arch, "linux");
+    file_image(layout, "/msg", text.as_bytes(), config, tag).await
 }
 
 /// A cosign-style attachment (one payload layer) tagged `tag`.
 async fn attachment(layout: &OciLayout, tag: &str, payload: &[u8]) -> Digest {
-    let layer = Descriptor::for_bytes("application/vnd.dev.cosign.simplesigning.v1+json", payload);
-    layout.put_blob(&layer.digest, payload).await.unwrap();
-    layout
-        .put_blob(&Descriptor::empty().digest, b"{}")
-        .await
-        .unwrap();
-    let m = ImageManifest::new(Descriptor::empty(), vec![layer]);
-    layout
-        .put_manifest(&m.to_bytes(), media_type::OCI_MANIFEST, Some(tag))
-        .await
-        .unwrap()
+    artifact(layout, tag, SIMPLE_SIGNING, payload, None).await
 }
 
 /// What `airlock-gate image copy SRC DST` does.
@@ -203,13 +181,7 @@ async fn index_pushed_by_skopeo_copies_whole_with_all_or_as_its_amd64_image() {
     )
     .await;
     assert_eq!(one.digest, amd);
-    let dst = airlock_oci::RegistryStore::new(
-        host,
-        "one/amd",
-        airlock_oci::RegistryAuth::Anonymous,
-        true,
-    )
-    .unwrap();
+    let dst = registry.store("one/amd");
     assert_eq!(
         read_image(&dst, "v1").await.unwrap().config.architecture,
         "amd64"
@@ -295,13 +267,7 @@ async fn corrupted_source_layer_is_refused_naming_blob_and_source_and_never_land
     bytes[last] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
 
-    let dst = airlock_oci::RegistryStore::new(
-        &registry.host,
-        "team/bad",
-        airlock_oci::RegistryAuth::Anonymous,
-        true,
-    )
-    .unwrap();
+    let dst = registry.store("team/bad");
     let err = copy_with_attachments(&seed, &dst, "v1", Some("v1"), CopyOptions::default())
         .await
         .unwrap_err();

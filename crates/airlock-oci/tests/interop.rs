@@ -3,43 +3,20 @@
 
 use std::process::Command;
 
-use airlock_oci::{
-    Compression, ImageConfig, LayerBuilder, OciLayout, Store, copy_image, read_image, write_image,
-};
-
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use airlock_oci::{Compression, ImageConfig, OciLayout, Store, copy_image, read_image};
+use airlock_testkit::image::{busybox_layer_builder, layers_image};
+use airlock_testkit::tools::{docker_answers, skopeo};
 
 /// A runnable image: busybox-static as /bin/busybox, run as `busybox echo <msg>`.
 async fn write_busybox_image(layout: &OciLayout, tag: &str, msg: &str) -> airlock_oci::Digest {
-    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
-    let mut b = LayerBuilder::new(1_700_000_000);
-    b.add_file("/bin/busybox", 0o755, 0, 0, busybox).unwrap();
+    let mut b = busybox_layer_builder();
     b.add_dir("/tmp", 0o1777, 0, 0).unwrap();
     let layer = b.finish(Compression::Gzip).unwrap();
     let mut config = ImageConfig::new("amd64", "linux");
     config.created = Some("2023-11-14T22:13:20Z".into());
     config.config.cmd = Some(vec!["/bin/busybox".into(), "echo".into(), msg.into()]);
     config.config.user = Some("65532".into());
-    config.rootfs.diff_ids = vec![layer.diff_id.clone()];
-    write_image(
-        layout,
-        &config,
-        &[(layer.descriptor.clone(), Some(&layer.data))],
-        Some(tag),
-    )
-    .await
-    .unwrap()
+    layers_image(layout, config, &[&layer], Some(tag)).await
 }
 
 #[tokio::test]
@@ -82,11 +59,7 @@ async fn skopeo_inspects_and_copies_our_layout_preserving_the_digest() {
 
 #[tokio::test]
 async fn docker_runs_our_image_and_its_own_config_reads_back() {
-    if !Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if !docker_answers() {
         eprintln!("SKIPPED: the Docker daemon does not answer `docker info`");
         return;
     }

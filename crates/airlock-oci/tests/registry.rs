@@ -1,98 +1,27 @@
 //! RegistryStore against a real registry (Debian's `docker-registry`, distribution 2.8) on a free
 //! 127.0.0.1 port, checked with skopeo as an independent client.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use airlock_oci::{
-    Compression, Digest, Error, ImageConfig, LayerBuilder, OciLayout, RegistryAuth, RegistryStore,
-    Store, copy_image, read_image, write_image,
+    Digest, Error, ImageConfig, OciLayout, RegistryAuth, RegistryStore, Store, copy_image,
+    read_image,
 };
-
-/// A registry process started for one test; killed (by its own handle) when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use airlock_testkit::Registry;
+use airlock_testkit::image::file_image;
 
 fn start_registry() -> Option<Registry> {
-    start_registry_with("")
+    Registry::try_start()
 }
 
 fn start_registry_with(extra_config: &str) -> Option<Registry> {
-    if Command::new("docker-registry")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: docker-registry is not installed (apt-get install -y docker-registry)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let host = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n{extra_config}",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let registry = Registry {
-        child,
-        host,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&registry.host).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "registry did not start on {}",
-            registry.host
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(registry)
+    Registry::try_start_with(extra_config)
 }
 
 async fn sample_image(layout: &OciLayout, tag: &str) -> Digest {
-    let mut b = LayerBuilder::new(0);
-    b.add_file("/app/hello.txt", 0o644, 0, 0, b"hello".to_vec())
-        .unwrap();
-    let layer = b.finish(Compression::Gzip).unwrap();
     let mut config = ImageConfig::new("amd64", "linux");
     config.config.cmd = Some(vec!["/app/hello".into()]);
-    config.rootfs.diff_ids = vec![layer.diff_id.clone()];
-    write_image(
-        layout,
-        &config,
-        &[(layer.descriptor.clone(), Some(&layer.data))],
-        Some(tag),
-    )
-    .await
-    .unwrap()
+    file_image(layout, "/app/hello.txt", b"hello", config, Some(tag)).await
 }
 
 #[tokio::test]

@@ -1,73 +1,17 @@
 //! OCI layout archives and the air-gap export/import of releases, checked with skopeo as an independent
 //! reader of what we write.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
-
 use airlock_oci::{
-    Compression, Descriptor, Digest, Error, ImageConfig, ImageManifest, ImageRef, LayerBuilder,
-    LayoutRoot, OciArchive, OciLayout, OpenOptions, Store, attachment_tags, copy_image,
-    export_releases, import_archive, media_type, read_image, write_image,
+    Digest, Error, ImageConfig, ImageRef, LayoutRoot, OciArchive, OciLayout, OpenOptions, Store,
+    attachment_tags, copy_image, export_releases, import_archive, read_image,
 };
-
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use airlock_testkit::fs::snapshot;
+use airlock_testkit::image::{DSSE_ENVELOPE, SIMPLE_SIGNING, artifact, file_image};
+use airlock_testkit::tools::skopeo;
 
 async fn image(layout: &OciLayout, tag: &str, text: &str) -> Digest {
-    let mut b = LayerBuilder::new(0);
-    b.add_file("/app/msg", 0o644, 0, 0, text.as_bytes().to_vec())
-        .unwrap();
-    let layer = b.finish(Compression::Gzip).unwrap();
-    let mut config = ImageConfig::new("amd64", "linux");
-    config.rootfs.diff_ids = vec![layer.diff_id.clone()];
-    write_image(
-        layout,
-        &config,
-        &[(layer.descriptor.clone(), Some(&layer.data))],
-        Some(tag),
-    )
-    .await
-    .unwrap()
-}
-
-/// An artifact manifest with one payload layer, optionally about `subject`, under `tag`.
-async fn artifact(
-    layout: &OciLayout,
-    tag: &str,
-    layer_type: &str,
-    payload: &[u8],
-    subject: Option<&Digest>,
-) -> Digest {
-    let layer = Descriptor::for_bytes(layer_type, payload);
-    layout.put_blob(&layer.digest, payload).await.unwrap();
-    layout
-        .put_blob(&Descriptor::empty().digest, b"{}")
-        .await
-        .unwrap();
-    let mut m = ImageManifest::new(Descriptor::empty(), vec![layer]);
-    if let Some(subject) = subject {
-        let s = layout.get_manifest(subject.as_str()).await.unwrap();
-        m.subject = Some(Descriptor::new(
-            s.media_type,
-            s.digest,
-            s.bytes.len() as u64,
-        ));
-    }
-    layout
-        .put_manifest(&m.to_bytes(), media_type::OCI_MANIFEST, Some(tag))
-        .await
-        .unwrap()
+    let config = ImageConfig::new("amd64", "linux");
+    file_image(layout, "/app/msg", text.as_bytes(), config, Some(tag)).await
 }
 
 /// One release `seq` of `app` as the gate publishes it: image (tagged), its .sig and .att, the release
@@ -79,7 +23,7 @@ async fn publish_release(root: &LayoutRoot, app: &str, seq: u64) -> (Digest, Dig
     artifact(
         &layout,
         &sig,
-        "application/vnd.dev.cosign.simplesigning.v1+json",
+        SIMPLE_SIGNING,
         format!("sig {img}").as_bytes(),
         None,
     )
@@ -87,7 +31,7 @@ async fn publish_release(root: &LayoutRoot, app: &str, seq: u64) -> (Digest, Dig
     artifact(
         &layout,
         &att,
-        "application/vnd.dsse.envelope.v1+json",
+        DSSE_ENVELOPE,
         format!("att {img}").as_bytes(),
         None,
     )
@@ -104,38 +48,12 @@ async fn publish_release(root: &LayoutRoot, app: &str, seq: u64) -> (Digest, Dig
     artifact(
         &layout,
         &rel_sig,
-        "application/vnd.dev.cosign.simplesigning.v1+json",
+        SIMPLE_SIGNING,
         format!("sig {rel}").as_bytes(),
         None,
     )
     .await;
     (img, rel)
-}
-
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    if !dir.exists() {
-        return out;
-    }
-    for entry in walk(dir) {
-        let rel = entry.strip_prefix(dir).unwrap().display().to_string();
-        out.insert(rel, std::fs::read(&entry).unwrap_or_default());
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.push(p.clone());
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -248,7 +166,7 @@ async fn truncated_archive_is_refused_at_every_cut_and_nothing_is_applied() {
     let far_dir = dir.path().join("agent");
     let far = LayoutRoot::open_or_create(&far_dir).unwrap();
     image(&far.repo("hello").unwrap(), "release-0000000000", "old").await;
-    let before = tree(&far_dir);
+    let before = snapshot(&far_dir);
 
     let cut_file = dir.path().join("cut.tar");
     let mut cuts: Vec<usize> = (0..bytes.len()).step_by(512).collect();
@@ -273,7 +191,7 @@ async fn truncated_archive_is_refused_at_every_cut_and_nothing_is_applied() {
             bytes.len()
         );
         assert_eq!(
-            tree(&far_dir),
+            snapshot(&far_dir),
             before,
             "cut at {cut} changed the destination"
         );
@@ -294,7 +212,7 @@ async fn truncated_archive_is_refused_at_every_cut_and_nothing_is_applied() {
         Err(Error::InvalidArchive { .. }) => {}
         other => panic!("tampered archive gave {other:?}"),
     }
-    assert_eq!(tree(&far_dir), before);
+    assert_eq!(snapshot(&far_dir), before);
 
     // The whole archive imports.
     import_archive(&file, &far).await.unwrap();

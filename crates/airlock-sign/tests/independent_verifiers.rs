@@ -11,33 +11,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock_oci::{Descriptor, Digest, ImageManifest, OciLayout, Store, media_type};
+use airlock_oci::{Digest, OciLayout};
 use airlock_sign::predicates;
 use airlock_sign::{SigningKey, attach_attestations, sign_envelope, sign_manifest, statement};
+use airlock_testkit::image::minimal_image;
+use airlock_testkit::tools::{python_importing, run_python};
 
 const REPO: &str = "registry.example/team/app";
 
 fn python() -> PathBuf {
-    let venv = std::env::var_os("AIRLOCK_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/airlock/venv")
-        });
-    let py = venv.join("bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", "import cryptography, securesystemslib, nacl"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{} cannot import cryptography, securesystemslib and nacl; install them with: python3 -m venv {v} && \
-         {v}/bin/pip install cryptography securesystemslib pynacl (or set AIRLOCK_PY_VENV)",
-        py.display(),
-        v = venv.display()
-    );
-    py
+    python_importing(
+        &["cryptography", "securesystemslib", "nacl"],
+        "cryptography securesystemslib pynacl",
+    )
 }
 
 fn script(name: &str) -> PathBuf {
@@ -48,35 +34,30 @@ fn script(name: &str) -> PathBuf {
 
 /// Runs a verifier script; returns (success, stdout + stderr).
 fn run(script_name: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(python())
-        .arg(script(script_name))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_python(&python(), &script(script_name), args)
+}
+
+/// Writes `key`'s public key as PEM to `dir/name`.
+fn pub_file(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, key.public_key().to_pem()).unwrap();
+    path
+}
+
+/// `verify_cosign.py LAYOUT PUBKEY DIGEST REPO`: the `.sig` of `digest` in the layout, for `repo`.
+fn verify_cosign(layout: &Path, pub_key: &Path, digest: &str, repo: &str) -> (bool, String) {
+    let (layout, pub_key) = (layout.to_str().unwrap(), pub_key.to_str().unwrap());
+    run("verify_cosign.py", &[layout, pub_key, digest, repo])
+}
+
+/// `verify_dsse.py LAYOUT PUBKEY DIGEST`: every DSSE attestation of `digest`; prints their predicate types.
+fn verify_dsse(layout: &Path, pub_key: &Path, digest: &str) -> (bool, String) {
+    let (layout, pub_key) = (layout.to_str().unwrap(), pub_key.to_str().unwrap());
+    run("verify_dsse.py", &[layout, pub_key, digest])
 }
 
 async fn put_image(store: &OciLayout, content: &[u8]) -> Digest {
-    let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
-    store.put_blob(&layer.digest, content).await.unwrap();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-    store.put_blob(&config_desc.digest, config).await.unwrap();
-    let manifest = ImageManifest::new(config_desc, vec![layer]);
-    store
-        .put_manifest(
-            &manifest.to_bytes(),
-            media_type::OCI_MANIFEST,
-            Some("latest"),
-        )
-        .await
-        .unwrap()
+    minimal_image(store, content, Some("latest")).await
 }
 
 #[tokio::test]
@@ -87,8 +68,7 @@ async fn cosign_signature_verifies_with_python_cryptography() {
     let digest = put_image(&store, b"image bytes").await;
     let key = SigningKey::generate();
     sign_manifest(&store, REPO, &digest, &key).await.unwrap();
-    let pub_path = dir.path().join("key.pub");
-    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
+    let pub_path = pub_file(dir.path(), "key.pub", &key);
     let (layout, pubkey) = (layout_dir.to_str().unwrap(), pub_path.to_str().unwrap());
 
     let (ok, out) = run("verify_cosign.py", &[layout, pubkey, digest.as_str(), REPO]);
@@ -124,15 +104,8 @@ async fn rotated_signatures_each_verify_in_python() {
         .enumerate()
     {
         sign_manifest(&store, REPO, &digest, key).await.unwrap();
-        let pub_path = dir.path().join(format!("key{i}.pub"));
-        std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
-        let args = [
-            layout_dir.to_str().unwrap(),
-            pub_path.to_str().unwrap(),
-            digest.as_str(),
-            REPO,
-        ];
-        let (ok, out) = run("verify_cosign.py", &args);
+        let pub_path = pub_file(dir.path(), &format!("key{i}.pub"), key);
+        let (ok, out) = verify_cosign(&layout_dir, &pub_path, digest.as_str(), REPO);
         assert!(ok, "key {i}: {out}");
     }
 }
@@ -168,13 +141,7 @@ async fn key_made_by_python_signs_what_python_verifies() {
     let store = OciLayout::create(&layout_dir).unwrap();
     let digest = put_image(&store, b"image bytes").await;
     sign_manifest(&store, REPO, &digest, &key).await.unwrap();
-    let args = [
-        layout_dir.to_str().unwrap(),
-        pub_path.to_str().unwrap(),
-        digest.as_str(),
-        REPO,
-    ];
-    let (ok, out) = run("verify_cosign.py", &args);
+    let (ok, out) = verify_cosign(&layout_dir, &pub_path, digest.as_str(), REPO);
     assert!(ok, "{out}");
 }
 
@@ -201,15 +168,8 @@ async fn dsse_attestations_verify_with_securesystemslib() {
     attach_attestations(&store, &digest, &envelopes)
         .await
         .unwrap();
-    let pub_path = dir.path().join("key.pub");
-    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
-    let args = [
-        layout_dir.to_str().unwrap(),
-        pub_path.to_str().unwrap(),
-        digest.as_str(),
-    ];
-
-    let (ok, out) = run("verify_dsse.py", &args);
+    let pub_path = pub_file(dir.path(), "key.pub", &key);
+    let (ok, out) = verify_dsse(&layout_dir, &pub_path, digest.as_str());
     assert!(ok, "securesystemslib rejected good attestations: {out}");
     let types: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -221,12 +181,8 @@ async fn dsse_attestations_verify_with_securesystemslib() {
         ]
     );
 
-    let stranger = dir.path().join("stranger.pub");
-    std::fs::write(&stranger, SigningKey::generate().public_key().to_pem()).unwrap();
-    let (ok, out) = run(
-        "verify_dsse.py",
-        &[args[0], stranger.to_str().unwrap(), args[2]],
-    );
+    let stranger = pub_file(dir.path(), "stranger.pub", &SigningKey::generate());
+    let (ok, out) = verify_dsse(&layout_dir, &stranger, digest.as_str());
     assert!(
         !ok,
         "securesystemslib accepted attestations with the wrong key: {out}"
@@ -286,15 +242,13 @@ async fn revocation_list_signature_verifies_with_python_cryptography() {
     )
     .await
     .unwrap();
-    let pub_path = dir.path().join("key.pub");
-    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
-    let args = [
-        layout_dir.to_str().unwrap(),
-        pub_path.to_str().unwrap(),
+    let pub_path = pub_file(dir.path(), "key.pub", &key);
+    let (ok, out) = verify_cosign(
+        &layout_dir,
+        &pub_path,
         published.digest.as_str(),
         reference.as_str(),
-    ];
-    let (ok, out) = run("verify_cosign.py", &args);
+    );
     assert!(ok, "python rejected the revocation list signature: {out}");
 }
 
@@ -344,16 +298,8 @@ async fn gate_predicates_verify_with_securesystemslib() {
     attach_attestations(&store, &digest, &envelopes)
         .await
         .unwrap();
-    let pub_path = dir.path().join("key.pub");
-    std::fs::write(&pub_path, key.public_key().to_pem()).unwrap();
-    let (ok, out) = run(
-        "verify_dsse.py",
-        &[
-            layout_dir.to_str().unwrap(),
-            pub_path.to_str().unwrap(),
-            digest.as_str(),
-        ],
-    );
+    let pub_path = pub_file(dir.path(), "key.pub", &key);
+    let (ok, out) = verify_dsse(&layout_dir, &pub_path, digest.as_str());
     assert!(ok, "securesystemslib rejected gate attestations: {out}");
     let types: Vec<&str> = out.lines().collect();
     assert_eq!(

@@ -3,27 +3,20 @@
 //! Needs `apt-get install -y skopeo`.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use airlock_oci::{Descriptor, Digest, ImageManifest, OciLayout, Store, media_type};
+use airlock_oci::{Digest, OciLayout};
 use airlock_sign::{
     ReleaseConfig, ReleaseImage, SigningKey, TrustSet, attach_attestations, attestation_tag,
     predicates, publish_release, release_tag, sign_envelope, sign_manifest, signature_tag,
     statement, verify_release,
 };
+use airlock_testkit::image::minimal_image;
+use airlock_testkit::tools::skopeo;
 
 const REPO: &str = "registry.example/team/app";
 
 fn skopeo_copy(from: &str, to: &str) {
-    let out = Command::new("skopeo")
-        .args(["copy", "--quiet", "--preserve-digests", from, to])
-        .output()
-        .expect("skopeo is installed (apt-get install -y skopeo)");
-    assert!(
-        out.status.success(),
-        "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(&["copy", "--quiet", "--preserve-digests", from, to]);
 }
 
 #[tokio::test]
@@ -31,21 +24,7 @@ async fn skopeo_copies_signed_release_and_it_still_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let src_dir = dir.path().join("src");
     let store = OciLayout::create(&src_dir).unwrap();
-    let content = b"image bytes";
-    let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
-    store.put_blob(&layer.digest, content).await.unwrap();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-    store.put_blob(&config_desc.digest, config).await.unwrap();
-    let image: Digest = store
-        .put_manifest(
-            &ImageManifest::new(config_desc, vec![layer]).to_bytes(),
-            media_type::OCI_MANIFEST,
-            Some("latest"),
-        )
-        .await
-        .unwrap();
+    let image: Digest = minimal_image(&store, b"image bytes", Some("latest")).await;
     let key = SigningKey::generate();
     sign_manifest(&store, REPO, &image, &key).await.unwrap();
     let env = sign_envelope(

@@ -4,13 +4,9 @@
 //! refusal says what happened. Needs `apt-get install -y docker-registry` (scripts/setup does it).
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use airlock_oci::{
-    Descriptor, Digest, ImageManifest, RegistryAuth, RegistryStore, Store, copy_image, media_type,
+    Descriptor, Digest, ImageManifest, RegistryStore, Store, copy_image, media_type,
 };
 use airlock_sign::release::RELEASE_ARTIFACT_TYPE;
 use airlock_sign::{
@@ -18,6 +14,8 @@ use airlock_sign::{
     attach_attestations, predicates, publish_release, release_tag, sign_envelope, sign_manifest,
     signature_tag, statement, verify,
 };
+use airlock_testkit::Registry;
+use airlock_testkit::image::minimal_image;
 
 const REQUIRED: [&str; 4] = [
     predicates::SLSA_PROVENANCE_V1,
@@ -25,86 +23,6 @@ const REQUIRED: [&str; 4] = [
     predicates::VULN,
     predicates::POLICY_DECISION,
 ];
-
-/// A registry process for one test, killed through its own handle when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let installed = Command::new("docker-registry")
-            .arg("--version")
-            .output()
-            .is_ok();
-        assert!(
-            installed,
-            "docker-registry is not installed: apt-get install -y docker-registry (scripts/setup)"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let registry = Registry { child, host, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&registry.host).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "registry did not start on {}",
-                registry.host
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
-
-    fn store(&self, repository: &str) -> RegistryStore {
-        RegistryStore::new(&self.host, repository, RegistryAuth::Anonymous, true).unwrap()
-    }
-
-    fn reference(&self, repository: &str) -> String {
-        format!("{}/{repository}", self.host)
-    }
-
-    /// Where the registry keeps a blob's bytes on disk (distribution's filesystem driver layout).
-    fn blob_file(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
 
 /// A signed, attested image and its signed release 7, in `team/hello` of a fresh registry.
 struct World {
@@ -137,21 +55,7 @@ impl World {
 }
 
 async fn put_image(store: &dyn Store, content: &[u8]) -> Digest {
-    let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
-    store.put_blob(&layer.digest, content).await.unwrap();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-    store.put_blob(&config_desc.digest, config).await.unwrap();
-    let manifest = ImageManifest::new(config_desc, vec![layer]);
-    store
-        .put_manifest(
-            &manifest.to_bytes(),
-            media_type::OCI_MANIFEST,
-            Some("git-0123456789ab"),
-        )
-        .await
-        .unwrap()
+    minimal_image(store, content, Some("git-0123456789ab")).await
 }
 
 fn release_config(repo: &str, image: &Digest, sequence: u64) -> ReleaseConfig {

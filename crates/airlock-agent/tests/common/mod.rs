@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use airlock_oci::{Descriptor, Digest, ImageManifest, Store, media_type};
+use airlock_oci::{Digest, Store};
 use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1, VULN};
 use airlock_sign::{
     ReleaseConfig, ReleaseImage, SigningKey, attach_attestations, publish_release, sign_envelope,
@@ -12,7 +12,6 @@ use airlock_sign::{
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 /// What to publish for one release.
 pub struct Release<'a> {
@@ -49,17 +48,7 @@ impl<'a> Release<'a> {
 
 /// Puts a one-layer image into `store`, tagged `tag` as the gate tags app images, and returns its digest.
 pub async fn put_image(store: &dyn Store, content: &[u8], tag: &str) -> Digest {
-    let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
-    store.put_blob(&layer.digest, content).await.unwrap();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-    store.put_blob(&config_desc.digest, config).await.unwrap();
-    let manifest = ImageManifest::new(config_desc, vec![layer]);
-    store
-        .put_manifest(&manifest.to_bytes(), media_type::OCI_MANIFEST, Some(tag))
-        .await
-        .unwrap()
+    airlock_testkit::image::minimal_image(store, content, Some(tag)).await
 }
 
 /// The manifests a release renders for `env`.
@@ -134,90 +123,7 @@ pub fn admission_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/admission")
 }
 
-/// A `docker-registry` (distribution 2.8) on loopback, with its data in a temporary directory.
-pub struct Registry {
-    pub port: u16,
-    data: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Registry {
-    /// Starts a registry; panics with a hint when `docker-registry` is not installed (scripts/setup).
-    pub fn start() -> Registry {
-        let mut r = Registry {
-            port: free_port(),
-            data: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        r.restart();
-        r
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the registry (the port refuses connections until [`Registry::restart`]).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port with the same data.
-    pub fn restart(&mut self) {
-        self.stop();
-        let config = self.data.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: 127.0.0.1:{} }}\n",
-                self.data.path().join("data").display(),
-                self.port
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is not installed: run scripts/setup (apt-get install docker-registry)");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        panic!("docker-registry did not start on port {}", self.port);
-    }
-
-    /// A store for repository `repo` of this registry (plain HTTP).
-    pub fn store(&self, repo: &str) -> airlock_oci::RegistryStore {
-        airlock_oci::RegistryStore::new(
-            &self.host(),
-            repo,
-            airlock_oci::RegistryAuth::Anonymous,
-            true,
-        )
-        .unwrap()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// A `docker-registry` (distribution 2.8) on loopback, with its data in a temporary directory:
+/// `Registry::start()` (panics with a hint when it is not installed), `host()`, `port`, `stop()`,
+/// `restart()` (same port, same data) and `store(repo)`.
+pub type Registry = airlock_testkit::Registry;

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use airlock_testkit::tools::free_port;
+
 /// A PostgreSQL cluster in a temporary directory on a free loopback port; stopped and removed on drop.
 pub struct Postgres {
     pub dir: tempfile::TempDir,
@@ -30,13 +32,6 @@ fn pg_bin() -> PathBuf {
         .last()
         .expect("PostgreSQL is not installed under /usr/lib/postgresql: run scripts/setup");
     base.join(v.to_string()).join("bin")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Postgres {
@@ -101,18 +96,24 @@ impl Postgres {
         pg
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` of this PostgreSQL installation, run as `postgres` when the tests run as root.
+    fn command(&self, tool: &str) -> Command {
         let exe = self.bin.join(tool);
-        let out = if self.as_postgres_user {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&exe)
-                .args(args)
-                .output()
+        if self.as_postgres_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
         } else {
-            Command::new(&exe).args(args).output()
+            Command::new(exe)
         }
-        .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self
+            .command(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.bin.join(tool).display()));
         assert!(
             out.status.success(),
             "{tool} failed: {}{}",
@@ -143,17 +144,10 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
         if let Some(d) = data.to_str() {
-            let exe = self.bin.join("pg_ctl");
-            let args = ["-D", d, "-m", "immediate", "stop"];
-            let _ = if self.as_postgres_user {
-                Command::new("runuser")
-                    .args(["-u", "postgres", "--"])
-                    .arg(&exe)
-                    .args(args)
-                    .output()
-            } else {
-                Command::new(&exe).args(args).output()
-            };
+            let _ = self
+                .command("pg_ctl")
+                .args(["-D", d, "-m", "immediate", "stop"])
+                .output();
         }
     }
 }

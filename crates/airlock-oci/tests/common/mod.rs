@@ -2,78 +2,17 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A registry process started for one test; killed (by its own handle) when dropped.
-pub struct Registry {
-    child: Child,
-    pub host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A registry process started for one test (airlock-testkit's); killed when dropped. `host` is
+/// `127.0.0.1:PORT`.
+pub use airlock_testkit::Registry;
 
 /// Starts Debian's `docker-registry` on a free loopback port, or `None` (with a note) when it is missing.
 pub fn start_registry() -> Option<Registry> {
-    if Command::new("docker-registry")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: docker-registry is not installed (apt-get install -y docker-registry)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let host = format!("127.0.0.1:{}", free_port());
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {host} }}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let registry = Registry {
-        child,
-        host,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&registry.host).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "registry did not start on {}",
-            registry.host
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(registry)
+    Registry::try_start()
 }
 
 /// How the proxy treats the first connections it accepts.
@@ -166,15 +105,7 @@ fn record(reqs: &Mutex<Vec<String>>, chunk: &[u8]) {
     }
 }
 
+/// skopeo, the independent OCI client: stdout of a successful run, a panic with its stderr otherwise.
 pub fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    airlock_testkit::tools::skopeo(args)
 }
