@@ -324,6 +324,17 @@ pub async fn assemble(
     ));
     let mut labels = c.labels.take().unwrap_or_default();
     labels.extend(source_labels(descriptor, source, &created));
+    // The base this image sits on, so a later rebase can find it from the image alone.
+    labels.insert(
+        airlock_oci::BASE_DIGEST_LABEL.to_string(),
+        base.digest.to_string(),
+    );
+    if Digest::parse(base_ref).is_err() {
+        labels.insert(
+            airlock_oci::BASE_NAME_LABEL.to_string(),
+            base_ref.to_string(),
+        );
+    }
     c.labels = Some(labels);
     config.history.push(History {
         created: Some(created),

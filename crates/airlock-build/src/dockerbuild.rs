@@ -377,6 +377,11 @@ async fn export_and_repack(
     }
     let mut labels = config.config.labels.take().unwrap_or_default();
     labels.extend(source_labels(descriptor, &source, &created));
+    if let Some(b) = &base_image {
+        // The approved base this image sits on, so a later rebase can find it from the image alone.
+        labels.insert(airlock_oci::BASE_DIGEST_LABEL.into(), b.digest.to_string());
+        labels.insert(airlock_oci::BASE_NAME_LABEL.into(), base.name.clone());
+    }
     config.config.labels = Some(labels);
 
     let mut layers: Vec<(Descriptor, Option<&[u8]>)> = Vec::new();

@@ -28,8 +28,21 @@ pub struct GitSource {
 /// (`file://`, a local path, or any transport gix supports) and writes that commit's tree into `dest`,
 /// which must not exist or be empty. On error `dest` is removed.
 pub fn fetch_git(url: &str, commit_or_ref: &str, dest: &Path) -> Result<GitSource, SourceError> {
+    fetch_git_with_ssh(url, commit_or_ref, dest, None)
+}
+
+/// [`fetch_git`] with the command `ssh://` URLs run, like git's `core.sshCommand` (for example
+/// `ssh -i KEY -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=FILE`). It is set for
+/// this fetch only, in memory: no environment variable or config file of the process changes, so concurrent
+/// fetches of other repositories use their own keys.
+pub fn fetch_git_with_ssh(
+    url: &str,
+    commit_or_ref: &str,
+    dest: &Path,
+    ssh_command: Option<&str>,
+) -> Result<GitSource, SourceError> {
     prepare_dest(dest)?;
-    let result = fetch_inner(url, commit_or_ref, dest);
+    let result = fetch_inner(url, commit_or_ref, dest, ssh_command);
     if result.is_err() {
         let _ = fs::remove_dir_all(dest);
     }
@@ -44,10 +57,40 @@ fn git_err(url: &str, rev: &str, what: &str, e: impl std::error::Error) -> Sourc
         message.push_str(&s.to_string());
         source = s.source();
     }
+    // Transport errors may quote the URL: its password goes nowhere.
+    if let Some(password) = url_password(url) {
+        message = message.replace(password, "***");
+    }
     SourceError::Git {
-        url: url.to_string(),
+        url: redact_url(url),
         rev: rev.to_string(),
         message,
+    }
+}
+
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    userinfo
+        .split_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
+}
+
+/// `url` with the password of its user info replaced by `***`: fetch URLs may carry a repository token, and
+/// errors (and the debug log lines made from them) must not.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
+                }
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -55,10 +98,15 @@ fn is_full_hex(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn fetch_inner(url: &str, rev: &str, dest: &Path) -> Result<GitSource, SourceError> {
+fn fetch_inner(
+    url: &str,
+    rev: &str,
+    dest: &Path,
+    ssh_command: Option<&str>,
+) -> Result<GitSource, SourceError> {
     if rev.is_empty() || rev.len() > 256 || rev.starts_with('-') {
         return Err(SourceError::Git {
-            url: url.to_string(),
+            url: redact_url(url),
             rev: rev.to_string(),
             message: "not a usable commit id or ref name".into(),
         });
@@ -78,6 +126,9 @@ fn fetch_inner(url: &str, rev: &str, dest: &Path) -> Result<GitSource, SourceErr
         let _ = fs::remove_dir_all(&repo_dir);
         let mut prep = gix::prepare_clone_bare(url, &repo_dir)
             .map_err(|e| git_err(url, rev, "cannot open remote", e))?;
+        if let Some(command) = ssh_command {
+            prep = prep.with_in_memory_config_overrides([format!("core.sshCommand={command}")]);
+        }
         if revision {
             prep = prep
                 .with_revision(Some(rev))
@@ -279,6 +330,23 @@ impl TreeWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_errors_never_carry_the_url_password() {
+        let e = git_err(
+            "https://oauth2:s3cret@git.example/a.git",
+            "main",
+            "fetch failed",
+            std::io::Error::other("cannot reach https://oauth2:s3cret@git.example/a.git"),
+        );
+        let text = e.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains("https://oauth2:***@git.example/a.git"),
+            "{text}"
+        );
+        assert_eq!(redact_url("ssh://git@host/a.git"), "ssh://git@host/a.git");
+    }
     use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
 

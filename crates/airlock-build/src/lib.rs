@@ -43,7 +43,7 @@ pub use build::{BuildRequest, BuiltImage, SourceMeta, assemble, build_standard};
 pub use dockerbuild::{DockerfileReport, DockerfileRequest, build_dockerfile, dockerfile_path};
 pub use dockerfile::{ApprovedBase, BaseSource, FromLine, approved_bases, check_dockerfile};
 pub use error::{BuildError, SourceError};
-pub use git::{GitSource, fetch_git};
+pub use git::{GitSource, fetch_git, fetch_git_with_ssh};
 pub use smoke::{SmokeReport, SmokeSpec, smoke_test, smoke_test_from_store};
 pub use source::{UnpackLimits, UnpackStats, unpack_tarball};
 pub use stack::{BuilderKind, Stack, choose_builder, connect_docker};

@@ -144,3 +144,147 @@ fn hash_file(path: &Path) -> Result<(Digest, u64), Error> {
     std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
     Ok(hasher.finish())
 }
+
+/// A `docker-daemon:NAME:TAG` destination: a copy writes into a temporary OCI layout, and
+/// [`DaemonDestination::load`] streams that image into the Engine as a `docker load` archive (through the
+/// `docker` CLI, as [`save_image`] reads). The Engine keeps no manifest, so what it holds afterwards is known
+/// by its config digest (the image ID) and its layers' diff ids, which `docker load` checks.
+#[derive(Debug)]
+pub struct DaemonDestination {
+    /// Where the copy writes (inside `_dir`).
+    pub layout: OciLayout,
+    name: String,
+    tag: String,
+    // Holds the layout; removed on Drop.
+    dir: tempfile::TempDir,
+}
+
+impl DaemonDestination {
+    /// An empty destination for `name:tag`.
+    pub fn create(name: &str, tag: &str) -> Result<Self, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-oci-daemon-load-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        Ok(DaemonDestination {
+            layout: OciLayout::create(&dir.path().join("layout"))?,
+            name: name.to_string(),
+            tag: tag.to_string(),
+            dir,
+        })
+    }
+
+    /// Loads the image written under the tag into the Engine as `name:tag` (for an index, its linux/amd64
+    /// image) and returns its image ID (the config digest).
+    pub async fn load(&self) -> Result<Digest, Error> {
+        let image = format!("{}:{}", self.name, self.tag);
+        let written = crate::read_image(&self.layout, &self.tag).await?;
+        let id = written.config_digest.clone();
+        let layout = self.layout.clone();
+        let work = self.dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || load_blocking(&layout, &written, &image, &work))
+            .await
+            .map_err(|e| Error::DockerDaemon {
+                image: format!("{}:{}", self.name, self.tag),
+                message: format!("the load task stopped: {e}"),
+            })??;
+        Ok(id)
+    }
+}
+
+/// Streams `image` from `layout` into `docker load` as a Docker archive: `manifest.json`, the config as
+/// `<hex>.json`, each layer as `<hex>/layer.tar`. Gzip and uncompressed layers go as they are (the Engine
+/// inflates them and checks their diff ids); zstd layers are inflated to a file in `work` first, since the
+/// Engine of Debian 12 cannot read zstd.
+fn load_blocking(
+    layout: &OciLayout,
+    image: &crate::Image,
+    name: &str,
+    work: &Path,
+) -> Result<(), Error> {
+    let mut child = Command::new("docker")
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| daemon_error(name, format!("running `docker load`: {e}")))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| daemon_error(name, "`docker load` has no stdin"))?;
+    let written = write_archive(layout, image, name, work, std::io::BufWriter::new(stdin));
+    // Whatever happened to the stream, the Engine's own words come first when it failed.
+    let out = child
+        .wait_with_output()
+        .map_err(|e| daemon_error(name, format!("waiting for `docker load`: {e}")))?;
+    if !out.status.success() {
+        return Err(daemon_error(
+            name,
+            format!(
+                "`docker load` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    written
+}
+
+fn write_archive<W: std::io::Write>(
+    layout: &OciLayout,
+    image: &crate::Image,
+    name: &str,
+    work: &Path,
+    out: W,
+) -> Result<(), Error> {
+    let mut tar = tar::Builder::new(out);
+    let broken = |e: std::io::Error| daemon_error(name, format!("streaming to `docker load`: {e}"));
+    let append_file = |tar: &mut tar::Builder<W>, entry: &str, path: &Path| -> Result<(), Error> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        tar.append_data(&mut header, entry, std::io::BufReader::new(file))
+            .map_err(broken)
+    };
+    let config_name = format!("{}.json", image.config_digest.hex());
+    append_file(
+        &mut tar,
+        &config_name,
+        &layout.blob_path(&image.config_digest),
+    )?;
+    let mut layer_names = Vec::with_capacity(image.manifest.layers.len());
+    for (i, layer) in image.manifest.layers.iter().enumerate() {
+        let entry = format!("{}/layer.tar", layer.digest.hex());
+        let blob = layout.blob_path(&layer.digest);
+        if layer.media_type.contains("zstd") {
+            let inflated = work.join(format!("layer-{i}.tar"));
+            let src = std::fs::File::open(&blob).map_err(|e| Error::io(&blob, e))?;
+            let mut decoder =
+                zstd::stream::read::Decoder::new(src).map_err(|e| Error::io(&blob, e))?;
+            let mut dst = std::fs::File::create(&inflated).map_err(|e| Error::io(&inflated, e))?;
+            std::io::copy(&mut decoder, &mut dst).map_err(|e| Error::io(&blob, e))?;
+            append_file(&mut tar, &entry, &inflated)?;
+            let _ = std::fs::remove_file(&inflated);
+        } else {
+            append_file(&mut tar, &entry, &blob)?;
+        }
+        layer_names.push(entry);
+    }
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": [name],
+        "Layers": layer_names,
+    }]);
+    let bytes = manifest.to_string().into_bytes();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    tar.append_data(&mut header, "manifest.json", &bytes[..])
+        .map_err(broken)?;
+    tar.into_inner().map_err(broken)?.flush().map_err(broken)?;
+    Ok(())
+}

@@ -317,8 +317,8 @@ pub fn attachment_tags(digest: &Digest) -> [String; 2] {
 
 /// Copies the image at `reference` like [`copy_image`] (digests preserved) and then the cosign signature
 /// and attestation tags of every manifest copied, under the same tag names, so signatures keep verifying
-/// at the destination. Attachments are copied after the image, so a reader never sees a signature of an
-/// image that is not there yet.
+/// at the destination. The order is image (by digest), attachments, then `dst_tag`: a reader never sees a
+/// signature of an image that is not there yet, nor a tag whose signature has not arrived.
 pub async fn copy_with_attachments(
     src: &dyn Store,
     dst: &dyn Store,
@@ -344,7 +344,8 @@ pub async fn copy_with_attachments(
         let index = ImageIndex::from_bytes(&fetched.bytes, &what)?;
         copied.extend(index.manifests.iter().map(|d| d.digest.clone()));
     }
-    let digest = copy_fetched(src, dst, &reference, fetched, dst_tag, 0).await?;
+    let (bytes, media_type) = (fetched.bytes.clone(), fetched.media_type.clone());
+    let digest = copy_fetched(src, dst, &reference, fetched, None, 0).await?;
     let mut attachments = Vec::new();
     for d in &copied {
         for tag in attachment_tags(d) {
@@ -357,6 +358,9 @@ pub async fn copy_with_attachments(
                 Err(e) => return Err(e),
             }
         }
+    }
+    if let Some(tag) = dst_tag {
+        dst.put_manifest(&bytes, &media_type, Some(tag)).await?;
     }
     Ok(CopyReport {
         digest,
@@ -376,6 +380,18 @@ mod tests {
         b.finish(Compression::Gzip).unwrap()
     }
 
+    /// Writes a one-layer image of `l` with `config` (whose diff ids already name `l`).
+    async fn write_one(
+        store: &OciLayout,
+        config: &ImageConfig,
+        l: &crate::Layer,
+        tag: Option<&str>,
+    ) -> Digest {
+        write_image(store, config, &[(l.descriptor.clone(), Some(&l.data))], tag)
+            .await
+            .unwrap()
+    }
+
     fn config_for(layers: &[&crate::Layer]) -> ImageConfig {
         let mut c = ImageConfig::new("amd64", "linux");
         c.config.cmd = Some(vec!["/bin/true".into()]);
@@ -390,14 +406,7 @@ mod tests {
         let src = OciLayout::create(d1.path()).unwrap();
         let dst = OciLayout::create(d2.path()).unwrap();
         let a = layer("a");
-        write_image(
-            &src,
-            &config_for(&[&a]),
-            &[(a.descriptor.clone(), Some(&a.data))],
-            Some("v1"),
-        )
-        .await
-        .unwrap();
+        write_one(&src, &config_for(&[&a]), &a, Some("v1")).await;
         let task = tokio::spawn(async move {
             let copied = copy_image(&src, &dst, "v1", Some("v1")).await?;
             copy_with_attachments(&src, &dst, "v1", None, CopyOptions::default()).await?;
@@ -479,14 +488,7 @@ mod tests {
         let src = OciLayout::create(d1.path()).unwrap();
         let dst = OciLayout::create(d2.path()).unwrap();
         let a = layer("a");
-        let digest = write_image(
-            &src,
-            &config_for(&[&a]),
-            &[(a.descriptor.clone(), Some(&a.data))],
-            Some("v1"),
-        )
-        .await
-        .unwrap();
+        let digest = write_one(&src, &config_for(&[&a]), &a, Some("v1")).await;
         // Plant the layer in dst first: the copy must not need to rewrite it.
         dst.put_blob(&a.descriptor.digest, &a.data).await.unwrap();
         let copied = copy_image(&src, &dst, "v1", Some("release")).await.unwrap();
@@ -504,14 +506,7 @@ mod tests {
         let src = OciLayout::create(d1.path()).unwrap();
         let dst = OciLayout::create(d2.path()).unwrap();
         let a = layer("a");
-        write_image(
-            &src,
-            &config_for(&[&a]),
-            &[(a.descriptor.clone(), Some(&a.data))],
-            Some("v1"),
-        )
-        .await
-        .unwrap();
+        write_one(&src, &config_for(&[&a]), &a, Some("v1")).await;
         let path = src.blob_path(&a.descriptor.digest);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 0xff;
@@ -531,22 +526,8 @@ mod tests {
         let (a, b) = (layer("arm"), layer("amd"));
         let mut arm_cfg = config_for(&[&a]);
         arm_cfg.architecture = "arm64".into();
-        let arm = write_image(
-            &src,
-            &arm_cfg,
-            &[(a.descriptor.clone(), Some(&a.data))],
-            None,
-        )
-        .await
-        .unwrap();
-        let amd = write_image(
-            &src,
-            &config_for(&[&b]),
-            &[(b.descriptor.clone(), Some(&b.data))],
-            None,
-        )
-        .await
-        .unwrap();
+        let arm = write_one(&src, &arm_cfg, &a, None).await;
+        let amd = write_one(&src, &config_for(&[&b]), &b, None).await;
         let entry = |d: &Digest, arch: &str| {
             let m = src.get_manifest_sync(d.as_str()).unwrap();
             let mut desc =

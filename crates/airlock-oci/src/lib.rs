@@ -27,6 +27,7 @@ pub mod open;
 pub mod rebase;
 pub mod reference;
 pub mod registry;
+mod registry_http;
 pub mod store;
 pub mod transfer;
 pub mod types;
@@ -41,7 +42,7 @@ pub use image::{
 pub use layer::{Compression, Layer, LayerBuilder, normalize_path, uncompressed_reader};
 pub use layout::{LayoutRoot, OciLayout, validate_repository};
 pub use open::{OpenOptions, OpenedStore, docker_config_auth};
-pub use rebase::{RebaseReport, rebase_image};
+pub use rebase::{BASE_DIGEST_LABEL, BASE_NAME_LABEL, RebaseReport, rebase_image};
 pub use reference::{ImageRef, RegistryTarget, validate_ref_name};
 pub use registry::{RegistryAuth, RegistryStore};
 pub use store::{FetchedManifest, MAX_MANIFEST_SIZE, Store, validate_tag};

@@ -26,8 +26,11 @@ pub enum OpenedStore {
     Layout(OciLayout),
     /// `oci-archive:`.
     Archive(OciArchive),
-    /// `docker-daemon:` (a source only): the saved image as a temporary layout.
+    /// `docker-daemon:` as a source: the saved image as a temporary layout.
     Daemon(crate::daemon::DaemonImage),
+    /// `docker-daemon:` as a destination: a temporary layout that [`OpenedStore::finish`] loads into the
+    /// Engine.
+    DaemonDestination(crate::daemon::DaemonDestination),
 }
 
 impl OpenedStore {
@@ -38,13 +41,16 @@ impl OpenedStore {
             OpenedStore::Layout(s) => s,
             OpenedStore::Archive(s) => s,
             OpenedStore::Daemon(d) => &d.layout,
+            OpenedStore::DaemonDestination(d) => &d.layout,
         }
     }
 
-    /// Makes what was written durable: packs and atomically renames an archive; nothing for the others.
+    /// Makes what was written durable: packs and atomically renames an archive, loads a `docker-daemon:`
+    /// destination into the Engine (`docker load`); nothing for the others.
     pub async fn finish(&self) -> Result<(), Error> {
         match self {
             OpenedStore::Archive(a) => a.finish().await,
+            OpenedStore::DaemonDestination(d) => d.load().await.map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -116,19 +122,14 @@ impl ImageRef {
                 OpenedStore::Archive(OciArchive::open_or_create(file)?),
                 tag.clone(),
             )),
-            ImageRef::DockerDaemon { .. } => Err(daemon_unsupported(self)),
+            // The Engine keeps no manifest: the image lands there under its config digest (the image ID).
+            ImageRef::DockerDaemon { name, tag } => Ok((
+                OpenedStore::DaemonDestination(crate::daemon::DaemonDestination::create(
+                    name, tag,
+                )?),
+                Some(tag.clone()),
+            )),
         }
-    }
-}
-
-/// The Engine keeps no manifests, so a copy into it cannot preserve digests; it is a source only.
-fn daemon_unsupported(reference: &ImageRef) -> Error {
-    Error::InvalidReference {
-        reference: reference.to_string(),
-        reason:
-            "docker-daemon: can only be a source (the Engine keeps no manifest digests); push to a \
-                 registry and `docker pull` from it instead"
-                .to_string(),
     }
 }
 

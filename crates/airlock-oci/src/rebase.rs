@@ -4,6 +4,12 @@
 use crate::image::copy_blobs;
 use crate::{Descriptor, Digest, Error, Store, read_image, write_image};
 
+/// Config label (and OCI annotation key) naming the digest of the base image an image was built on; builds
+/// set it and [`rebase_image`] moves it to the new base, so the base can be found from the image alone.
+pub const BASE_DIGEST_LABEL: &str = "org.opencontainers.image.base.digest";
+/// Config label (and OCI annotation key) naming the base image an image was built on (its lineage).
+pub const BASE_NAME_LABEL: &str = "org.opencontainers.image.base.name";
+
 /// What [`rebase_image`] produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RebaseReport {
@@ -94,6 +100,13 @@ pub async fn rebase_image(
         .chain(&app.config.history[h..])
         .cloned()
         .collect();
+    // The image now sits on the new base: a base-digest label pointing at the old one would send the next
+    // rebase looking for the wrong layers.
+    if let Some(labels) = config.config.labels.as_mut()
+        && labels.contains_key(BASE_DIGEST_LABEL)
+    {
+        labels.insert(BASE_DIGEST_LABEL.to_string(), new.digest.to_string());
+    }
     let layers: Vec<(Descriptor, Option<&[u8]>)> = new_layers
         .iter()
         .chain(&app_layers)

@@ -10,6 +10,7 @@ use oci_client::{Client, Reference};
 
 pub use oci_client::secrets::RegistryAuth;
 
+use crate::registry_http::{RegistryHttp, bounded_body, small_body, status_error};
 use crate::store::{BlobStream, MAX_MANIFEST_SIZE, sniff_media_type, validate_tag, verify_stream};
 use crate::{Digest, Error, FetchedManifest, Store, media_type, validate_repository};
 
@@ -25,6 +26,10 @@ pub struct RegistryStore {
     registry: String,
     repository: String,
     auth: RegistryAuth,
+    /// Reads (tags, manifests, blobs) go through this client: it authenticates once, on a challenge,
+    /// where `oci-client` pings `/v2/` before every request to an open registry.
+    /// (Boxed: the store is a variant of `OpenedStore` and should stay small.)
+    http: Box<RegistryHttp>,
 }
 
 impl std::fmt::Debug for RegistryStore {
@@ -70,11 +75,19 @@ impl RegistryStore {
             use_monolithic_push: true,
             ..Default::default()
         };
+        let http =
+            RegistryHttp::new(registry_host, repository, auth.clone(), insecure).map_err(|e| {
+                Error::Registry {
+                    store: registry_host.to_string(),
+                    message: format!("cannot create an HTTP client: {e}"),
+                }
+            })?;
         Ok(RegistryStore {
             client: Client::new(config),
             registry: registry_host.to_string(),
             repository: repository.to_string(),
             auth,
+            http: Box::new(http),
         })
     }
 
@@ -124,10 +137,29 @@ impl RegistryStore {
         }
     }
 
-    async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
-        let reference = self.digest_reference(digest);
-        let mut stream = with_retry("pull blob", || {
-            self.client.pull_blob_stream(&reference, digest.as_str())
+    /// Sends a read of `path` in this repository; anything but a success (or `304 Not Modified`) is an
+    /// error in `oci-client`'s terms, so retries and not-found checks are the same for both clients.
+    async fn read(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &reqwest::header::HeaderMap,
+    ) -> Result<reqwest::Response, OciDistributionError> {
+        let url = self.http.url(path);
+        let response = self.http.send(method, &url, headers).await?;
+        let status = response.status();
+        if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
+            Ok(response)
+        } else {
+            Err(status_error(response).await)
+        }
+    }
+
+    async fn open_blob(&self, digest: &Digest) -> Result<reqwest::Response, Error> {
+        let path = format!("blobs/{digest}");
+        let none = reqwest::header::HeaderMap::new();
+        with_retry("pull blob", || {
+            self.read(reqwest::Method::GET, &path, &none)
         })
         .await
         .map_err(|e| {
@@ -139,27 +171,22 @@ impl RegistryStore {
             } else {
                 self.registry_error(e)
             }
-        })?;
-        let too_large = || Error::TooLarge {
-            what: format!("blob {digest} from {}", self.describe()),
-            limit: MAX_BLOB_SIZE,
-        };
-        if stream.content_length.is_some_and(|n| n > MAX_BLOB_SIZE) {
-            return Err(too_large());
-        }
-        let mut data =
-            Vec::with_capacity(stream.content_length.unwrap_or(0).min(64 << 20) as usize);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Registry {
+        })
+    }
+
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        let mut response = self.open_blob(digest).await?;
+        match bounded_body(&mut response, MAX_BLOB_SIZE).await {
+            Ok(Some(data)) => Ok(data),
+            Ok(None) => Err(Error::TooLarge {
+                what: format!("blob {digest} from {}", self.describe()),
+                limit: MAX_BLOB_SIZE,
+            }),
+            Err(e) => Err(Error::Registry {
                 store: self.describe(),
                 message: format!("reading blob {digest}: {e}"),
-            })?;
-            if (data.len() + chunk.len()) as u64 > MAX_BLOB_SIZE {
-                return Err(too_large());
-            }
-            data.extend_from_slice(&chunk);
+            }),
         }
-        Ok(data)
     }
 }
 
@@ -224,12 +251,8 @@ fn is_not_found(err: &OciDistributionError) -> bool {
     }
 }
 
-const ACCEPTED_MANIFESTS: &[&str] = &[
-    media_type::OCI_MANIFEST,
-    media_type::OCI_INDEX,
-    media_type::DOCKER_MANIFEST,
-    media_type::DOCKER_MANIFEST_LIST,
-];
+/// The manifest media types asked for (the `Accept` header of a manifest read).
+const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 #[async_trait::async_trait]
 impl Store for RegistryStore {
@@ -238,17 +261,20 @@ impl Store for RegistryStore {
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, Error> {
-        self.ensure_auth().await;
-        let reference = self.digest_reference(digest);
-        with_retry("check blob", || {
-            self.client.blob_exists(&reference, digest.as_str())
+        let path = format!("blobs/{digest}");
+        let none = reqwest::header::HeaderMap::new();
+        match with_retry("check blob", || {
+            self.read(reqwest::Method::HEAD, &path, &none)
         })
         .await
-        .map_err(|e| self.registry_error(e))
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.registry_error(e)),
+        }
     }
 
     async fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
-        self.ensure_auth().await;
         // A connection dropped in the middle of the body surfaces while streaming: fetch again.
         let mut attempt = 1;
         loop {
@@ -267,23 +293,15 @@ impl Store for RegistryStore {
     }
 
     async fn get_blob_stream(&self, digest: &Digest) -> Result<BlobStream, Error> {
-        self.ensure_auth().await;
-        let reference = self.digest_reference(digest);
-        let stream = with_retry("pull blob", || {
-            self.client.pull_blob_stream(&reference, digest.as_str())
-        })
-        .await
-        .map_err(|e| {
-            if is_not_found(&e) {
-                Error::BlobNotFound {
-                    digest: digest.clone(),
-                    store: self.describe(),
-                }
-            } else {
-                self.registry_error(e)
-            }
-        })?;
-        let size = stream.content_length;
+        let response = self.open_blob(digest).await?;
+        let size = response.content_length();
+        if size.is_some_and(|n| n > MAX_BLOB_SIZE) {
+            return Err(Error::TooLarge {
+                what: format!("blob {digest} from {}", self.describe()),
+                limit: MAX_BLOB_SIZE,
+            });
+        }
+        let stream = response.bytes_stream();
         let store = self.describe();
         let what = digest.clone();
         let chunks = stream.map(move |chunk| {
@@ -309,6 +327,8 @@ impl Store for RegistryStore {
         if self.has_blob(digest).await? {
             return Ok(());
         }
+        // Writes go through `oci-client`, which needs the credentials stored (reads do not use it).
+        self.ensure_auth().await;
         // The registry checks the digest before it commits the upload; an error item from the source
         // aborts the request body, so nothing is committed.
         // The source's own error (e.g. a digest mismatch naming blob and source) is kept to be returned
@@ -374,6 +394,8 @@ impl Store for RegistryStore {
         if self.has_blob(digest).await? {
             return Ok(());
         }
+        // Writes go through `oci-client`, which needs the credentials stored (reads do not use it).
+        self.ensure_auth().await;
         let reference = self.digest_reference(digest);
         let data = bytes::Bytes::copy_from_slice(data);
         with_retry("push blob", || {
@@ -394,13 +416,16 @@ impl Store for RegistryStore {
                 self.tag_reference(reference)
             }
         };
-        self.ensure_auth().await;
-        let (bytes, _) = with_retry("pull manifest", || {
-            self.client
-                .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFESTS)
-        })
-        .await
-        .map_err(|e| {
+        let path = format!(
+            "manifests/{}",
+            oci_ref.digest().or(oci_ref.tag()).unwrap_or(reference)
+        );
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static(ACCEPT_MANIFESTS),
+        );
+        let not_found = |e: OciDistributionError| {
             if is_not_found(&e) {
                 Error::ManifestNotFound {
                     reference: reference.to_string(),
@@ -409,13 +434,20 @@ impl Store for RegistryStore {
             } else {
                 self.registry_error(e)
             }
-        })?;
-        if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-            return Err(Error::ManifestTooLarge {
+        };
+        let mut response = with_retry("pull manifest", || {
+            self.read(reqwest::Method::GET, &path, &headers)
+        })
+        .await
+        .map_err(not_found)?;
+        let size = response.content_length().unwrap_or(MAX_MANIFEST_SIZE + 1);
+        let bytes = bounded_body(&mut response, MAX_MANIFEST_SIZE)
+            .await
+            .map_err(|e| self.registry_error(e))?
+            .ok_or_else(|| Error::ManifestTooLarge {
                 reference: reference.to_string(),
-                size: bytes.len() as u64,
-            });
-        }
+                size,
+            })?;
         let digest = Digest::of(&bytes);
         if let Some(expected) = expected
             && expected != digest
@@ -479,24 +511,64 @@ impl Store for RegistryStore {
         Ok(digest)
     }
 
+    /// All tags. The first page is read conditionally (`If-None-Match` with the `ETag` of the last read)
+    /// when the registry sends an `ETag`, so an unchanged list costs one small `304`; either way one
+    /// request per page and no authentication request once the store has authenticated.
     async fn list_tags(&self) -> Result<Vec<String>, Error> {
-        self.ensure_auth().await;
-        let reference = self.tag_reference("latest");
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut seen = self.http.tags_seen.lock().await;
         let mut tags: Vec<String> = Vec::new();
         let mut last: Option<String> = None;
+        let mut etag = None;
         loop {
-            let page = match self
-                .client
-                .list_tags(&reference, &self.auth, Some(TAG_PAGE), last.as_deref())
-                .await
+            let mut path = format!("tags/list?n={TAG_PAGE}");
+            if let Some(last) = &last {
+                path.push_str("&last=");
+                path.push_str(last);
+            }
+            let mut headers = reqwest::header::HeaderMap::new();
+            if last.is_none()
+                && let Some((tag, _)) = seen.as_ref()
+                && let Ok(value) = reqwest::header::HeaderValue::from_str(tag)
             {
-                Ok(page) => page,
+                headers.insert(reqwest::header::IF_NONE_MATCH, value);
+            }
+            let response = match with_retry("list tags", || {
+                self.read(reqwest::Method::GET, &path, &headers)
+            })
+            .await
+            {
+                Ok(response) => response,
                 // A repository nothing was pushed to yet has no tags.
                 Err(e) if is_not_found(&e) => break,
                 Err(e) => return Err(self.registry_error(e)),
             };
-            let n = page.tags.len();
-            tags.extend(page.tags);
+            if response.status() == reqwest::StatusCode::NOT_MODIFIED
+                && let Some((_, cached)) = seen.as_ref()
+            {
+                return Ok(cached.clone());
+            }
+            if last.is_none() {
+                etag = response
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
+            let body = small_body(response)
+                .await
+                .map_err(|e| self.registry_error(e))?;
+            let page: Page = serde_json::from_slice(&body).map_err(|source| Error::Json {
+                what: format!("tag list of {}", self.describe()),
+                source,
+            })?;
+            let page = page.tags.unwrap_or_default();
+            let n = page.len();
+            tags.extend(page);
             if tags.len() > MAX_TAGS {
                 return Err(Error::TooLarge {
                     what: format!("number of tags in {}", self.describe()),
@@ -510,10 +582,13 @@ impl Store for RegistryStore {
             if next == last {
                 break;
             }
+            // A list of several pages is not kept: its first page's ETag does not cover the others.
+            etag = None;
             last = next;
         }
         tags.sort();
         tags.dedup();
+        *seen = etag.map(|e| (e, tags.clone()));
         Ok(tags)
     }
 }

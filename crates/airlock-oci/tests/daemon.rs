@@ -1,11 +1,15 @@
-//! `docker-daemon:` sources: an image made in the Docker Engine is copied to a real registry, then pulled
-//! and run by the Engine from there.
+//! `docker-daemon:` references: an image made in the Docker Engine is copied to a real registry, then pulled
+//! and run by the Engine from there; an image airlock made (gzip and zstd layers) is copied into the Engine
+//! (`docker load`) and runs there.
 
 mod common;
 
 use std::process::Command;
 
-use airlock_oci::{CopyOptions, ImageRef, OpenOptions, copy_with_attachments, read_image};
+use airlock_oci::{
+    Compression, CopyOptions, ImageConfig, ImageRef, LayerBuilder, OciLayout, OpenOptions,
+    copy_with_attachments, read_image, write_image,
+};
 use common::start_registry;
 
 fn docker(args: &[&str]) -> Option<String> {
@@ -30,12 +34,7 @@ impl Drop for Images {
 
 #[tokio::test]
 async fn image_from_the_engine_goes_to_a_registry_and_runs_when_pulled_back() {
-    if Command::new("docker")
-        .arg("info")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    if !airlock_testkit::tools::docker_answers() {
         eprintln!("SKIPPED: no Docker Engine answers");
         return;
     }
@@ -99,12 +98,6 @@ async fn image_from_the_engine_goes_to_a_registry_and_runs_when_pulled_back() {
     let out = docker(&["run", "--rm", &pulled]).unwrap();
     assert_eq!(out.trim(), "from the daemon");
 
-    // The Engine cannot be a destination (it would not keep the digest).
-    let err = ImageRef::parse(&format!("docker-daemon:{name}:2"))
-        .unwrap()
-        .open_destination(&options)
-        .unwrap_err();
-    assert!(err.to_string().contains("can only be a source"), "{err}");
     // A missing image is the Engine's error, naming the image.
     let err = ImageRef::parse("docker-daemon:airlock-oci-test/missing:1")
         .unwrap()
@@ -114,4 +107,128 @@ async fn image_from_the_engine_goes_to_a_registry_and_runs_when_pulled_back() {
         err.to_string().contains("airlock-oci-test/missing:1"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn image_copied_into_the_engine_runs_there_with_its_config_as_image_id() {
+    if !airlock_testkit::tools::docker_answers() {
+        eprintln!("SKIPPED: no Docker Engine answers");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(&dir.path().join("layout")).unwrap();
+    // busybox in a gzip layer, the message in a zstd layer: both kinds must reach the Engine intact.
+    let mut b = LayerBuilder::new(1_700_000_000);
+    b.add_file(
+        "/bin/busybox",
+        0o755,
+        0,
+        0,
+        std::fs::read("/bin/busybox").expect("busybox-static is installed"),
+    )
+    .unwrap();
+    let gz = b.finish(Compression::Gzip).unwrap();
+    let mut b = LayerBuilder::new(1_700_000_000);
+    b.add_file("/msg", 0o644, 0, 0, b"loaded by airlock\n".to_vec())
+        .unwrap();
+    let zst = b.finish(Compression::Zstd).unwrap();
+    let mut config = ImageConfig::new("amd64", "linux");
+    config.rootfs.diff_ids = vec![gz.diff_id.clone(), zst.diff_id.clone()];
+    config.config.cmd = Some(vec!["/bin/busybox".into(), "cat".into(), "/msg".into()]);
+    config.config.user = Some("65532".into());
+    write_image(
+        &layout,
+        &config,
+        &[
+            (gz.descriptor.clone(), Some(&gz.data)),
+            (zst.descriptor.clone(), Some(&zst.data)),
+        ],
+        Some("v1"),
+    )
+    .await
+    .unwrap();
+    let written = read_image(&layout, "v1").await.unwrap();
+
+    let name = format!("airlock-oci-test/loaded-{}", std::process::id());
+    let _cleanup = Images(vec![format!("{name}:v1")]);
+    let options = OpenOptions::default();
+    let src_ref = format!("oci:{}:v1", layout.path().display());
+    let (src, reference) = ImageRef::parse(&src_ref)
+        .unwrap()
+        .open_source(&options)
+        .unwrap();
+    let (dst, tag) = ImageRef::parse(&format!("docker-daemon:{name}:v1"))
+        .unwrap()
+        .open_destination(&options)
+        .unwrap();
+    assert_eq!(tag.as_deref(), Some("v1"));
+    copy_with_attachments(
+        src.store(),
+        dst.store(),
+        &reference,
+        tag.as_deref(),
+        CopyOptions::default(),
+    )
+    .await
+    .unwrap();
+    dst.finish().await.unwrap();
+
+    let id = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &format!("{name}:v1"),
+    ])
+    .unwrap();
+    assert_eq!(
+        id.trim(),
+        written.config_digest.as_str(),
+        "the Engine's image ID is the config digest: the config arrived byte for byte"
+    );
+    let out = docker(&["run", "--rm", &format!("{name}:v1")]).unwrap();
+    assert_eq!(out, "loaded by airlock\n");
+
+    // An image whose config lies about its layers: the Engine refuses it, and the error names the image
+    // and gives the Engine's reason; nothing is tagged under that name.
+    let mut lying = config.clone();
+    lying.rootfs.diff_ids = vec![zst.diff_id.clone(), gz.diff_id.clone()];
+    write_image(
+        &layout,
+        &lying,
+        &[
+            (gz.descriptor.clone(), None),
+            (zst.descriptor.clone(), None),
+        ],
+        Some("bad"),
+    )
+    .await
+    .unwrap();
+    let (src, reference) = ImageRef::parse(&format!("oci:{}:bad", layout.path().display()))
+        .unwrap()
+        .open_source(&options)
+        .unwrap();
+    let (dst, tag) = ImageRef::parse(&format!("docker-daemon:{name}:bad"))
+        .unwrap()
+        .open_destination(&options)
+        .unwrap();
+    copy_with_attachments(
+        src.store(),
+        dst.store(),
+        &reference,
+        tag.as_deref(),
+        CopyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let err = dst.finish().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("{name}:bad")) && err.contains("docker load"),
+        "{err}"
+    );
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", &format!("{name}:bad")])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "nothing loaded under that name");
 }

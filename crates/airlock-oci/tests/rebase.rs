@@ -5,16 +5,14 @@ mod common;
 use std::process::Command;
 
 use airlock_oci::{
-    Compression, Error, History, ImageConfig, LayerBuilder, OciLayout, RegistryAuth, RegistryStore,
-    read_image, rebase_image, write_image,
+    Compression, Error, History, ImageConfig, LayerBuilder, OciLayout, read_image, rebase_image,
+    write_image,
 };
 use common::{skopeo, start_registry};
 
 /// A base: busybox-static plus /etc/base holding `version`.
 fn base_layer(version: &str) -> airlock_oci::Layer {
-    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
-    let mut b = LayerBuilder::new(1_700_000_000);
-    b.add_file("/bin/busybox", 0o755, 0, 0, busybox).unwrap();
+    let mut b = airlock_testkit::image::busybox_layer_builder();
     b.add_file(
         "/etc/base",
         0o644,
@@ -77,6 +75,20 @@ async fn rebased_image_runs_on_the_new_base_with_the_same_app_layer() {
         "/app/msg".into(),
     ]);
     config.config.user = Some("65532".into());
+    // As builds label it: the base digest moves with the rebase, the lineage name stays.
+    config.config.labels = Some(
+        [
+            (
+                airlock_oci::BASE_DIGEST_LABEL.to_string(),
+                v1.digest.to_string(),
+            ),
+            (
+                airlock_oci::BASE_NAME_LABEL.to_string(),
+                "busybox".to_string(),
+            ),
+        ]
+        .into(),
+    );
     config.rootfs.diff_ids.push(app_layer.diff_id.clone());
     config.history.push(history("COPY app"));
     write_image(
@@ -91,8 +103,7 @@ async fn rebased_image_runs_on_the_new_base_with_the_same_app_layer() {
     .await
     .unwrap();
 
-    let dst =
-        RegistryStore::new(&registry.host, "team/app", RegistryAuth::Anonymous, true).unwrap();
+    let dst = registry.store("team/app");
     let report = rebase_image(
         (&apps, "app"),
         (&bases, "v1"),
@@ -132,6 +143,9 @@ async fn rebased_image_runs_on_the_new_base_with_the_same_app_layer() {
         .collect();
     assert_eq!(histories, ["base v2", "COPY app"]);
     assert_eq!(rebased.config.config.cmd, config.config.cmd);
+    let labels = rebased.config.config.labels.clone().unwrap();
+    assert_eq!(labels[airlock_oci::BASE_DIGEST_LABEL], v2.digest.as_str());
+    assert_eq!(labels[airlock_oci::BASE_NAME_LABEL], "busybox");
 
     // skopeo agrees on digest and layers.
     let reference = format!("docker://{}/team/app:rebased", registry.host);
