@@ -26,6 +26,9 @@
 //! soak_seconds = 3600
 //! ```
 //!
+//! A `kubernetes[:CONTEXT]` target also takes `kubeconfig` (file), `rollout_timeout_seconds` (default
+//! 300) and `state_dir` (where the agent's status file is kept).
+//!
 //! Relative paths are relative to the config file. Registry pull credentials come from the environment
 //! (`AIRLOCK_AGENT_REGISTRY_USERNAME`, `AIRLOCK_AGENT_REGISTRY_PASSWORD`), never from the file.
 
@@ -58,6 +61,9 @@ struct RawConfig {
     admission: Option<PathBuf>,
     #[serde(default)]
     reference_prefix: Option<String>,
+    /// `HOST/PREFIX` of the outer loop's registry that verified images are mirrored to.
+    #[serde(default)]
+    mirror: Option<String>,
     #[serde(default)]
     interval_seconds: Option<u64>,
     #[serde(default)]
@@ -89,6 +95,15 @@ struct RawEnvironment {
     after: Option<String>,
     #[serde(default)]
     soak_seconds: Option<u64>,
+    /// Kubernetes target only: kubeconfig file (else KUBECONFIG, ~/.kube/config or in-cluster).
+    #[serde(default)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes target only: how long a rollout may take.
+    #[serde(default)]
+    rollout_timeout_seconds: Option<u64>,
+    /// Kubernetes target only: where the agent's status file is kept.
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
 }
 
 /// A loaded, checked config.
@@ -220,7 +235,38 @@ impl RunConfig {
                     repo: resolve(&repo),
                     path,
                 },
+                TargetSpec::Kubernetes(mut k) => {
+                    k.kubeconfig = env.kubeconfig.as_deref().map(resolve);
+                    k.state_dir = env.state_dir.as_deref().map(resolve);
+                    if let Some(secs) = env.rollout_timeout_seconds {
+                        if !(1..=86_400).contains(&secs) {
+                            return Err(err(format!(
+                                "{}: {secs} is outside 1..=86400",
+                                key("rollout_timeout_seconds")
+                            )));
+                        }
+                        k.rollout_timeout = Duration::from_secs(secs);
+                    }
+                    TargetSpec::Kubernetes(k)
+                }
             };
+            if !matches!(target, TargetSpec::Kubernetes(_)) {
+                for (given, field) in [
+                    (env.kubeconfig.is_some(), "kubeconfig"),
+                    (
+                        env.rollout_timeout_seconds.is_some(),
+                        "rollout_timeout_seconds",
+                    ),
+                    (env.state_dir.is_some(), "state_dir"),
+                ] {
+                    if given {
+                        return Err(err(format!(
+                            "{}: only a kubernetes target takes it",
+                            key(field)
+                        )));
+                    }
+                }
+            }
             let promotion = match (&env.after, env.soak_seconds) {
                 (Some(after), soak) => {
                     if !environments.iter().any(|e| &e.env == after) {
@@ -262,6 +308,7 @@ impl RunConfig {
                 source_options: options.clone(),
                 promotion,
                 evidence: evidence.clone(),
+                mirror: raw.mirror.clone(),
             });
         }
         let interval = raw.interval_seconds.unwrap_or(30);
@@ -358,6 +405,32 @@ soak_seconds = 5
     }
 
     #[test]
+    fn kubernetes_target_takes_its_settings_and_others_refuse_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "source = \"oci:b\"\ntrust_keys = [\"gate.pub\"]\n[[environment]]\nname=\"prod\"\ntarget=\"kubernetes:prod-eu\"\nkubeconfig=\"kube.yaml\"\nrollout_timeout_seconds=90\nstate_dir=\"state\"\n",
+        );
+        let cfg = RunConfig::load(&path).unwrap();
+        let TargetSpec::Kubernetes(k) = &cfg.environments[0].target else {
+            panic!("not kubernetes: {:?}", cfg.environments[0].target);
+        };
+        assert_eq!(k.context.as_deref(), Some("prod-eu"));
+        assert_eq!(k.kubeconfig, Some(dir.path().join("kube.yaml")));
+        assert_eq!(k.state_dir, Some(dir.path().join("state")));
+        assert_eq!(k.rollout_timeout, Duration::from_secs(90));
+        let path = write(
+            dir.path(),
+            "source = \"oci:b\"\ntrust_keys = [\"gate.pub\"]\n[[environment]]\nname=\"prod\"\ntarget=\"directory:d\"\nrollout_timeout_seconds=90\n",
+        );
+        let err = RunConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("environment[0].rollout_timeout_seconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
@@ -374,7 +447,7 @@ soak_seconds = 5
                 "environment[0].name",
             ),
             (
-                "source = \"oci:b\"\ntrust_keys = [\"gate.pub\"]\n[[environment]]\nname=\"prod\"\ntarget=\"kubernetes\"\n",
+                "source = \"oci:b\"\ntrust_keys = [\"gate.pub\"]\n[[environment]]\nname=\"prod\"\ntarget=\"kubernetes:\"\n",
                 "environment[0].target",
             ),
             (

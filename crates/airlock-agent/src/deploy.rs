@@ -2,6 +2,7 @@
 //! the target too (so a restarted or replaced agent continues where the last one stopped).
 
 use crate::git::GitTarget;
+use crate::kubernetes::KubernetesTarget;
 use crate::spec::TargetSpec;
 use crate::target::{DirectoryTarget, ReleaseRecord, TargetError, validate_env, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub struct EnvStatus {
     /// Sequence of the newest revocation list verified: an older list replayed later is refused.
     #[serde(default)]
     pub revocations_sequence: Option<u64>,
+    /// The vulnerability database rescans use (and why the last one offered was refused, if it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulndb: Option<crate::rescan::VulnDbStatus>,
 }
 
 /// What the agent last noted about one app in one environment.
@@ -37,6 +41,9 @@ pub struct AppStatus {
     /// Drift corrections made for this app so far.
     #[serde(default)]
     pub drift_corrections: u64,
+    /// Vulnerabilities a rescan of the running release found that its own report did not list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_findings: Vec<crate::rescan::NewFinding>,
 }
 
 /// A target opened from its spec.
@@ -46,6 +53,8 @@ pub enum Target {
     Directory(DirectoryTarget),
     /// `git:REPO[#PATH]`.
     Git(GitTarget),
+    /// `kubernetes[:CONTEXT]`.
+    Kubernetes(KubernetesTarget),
 }
 
 impl Target {
@@ -54,14 +63,20 @@ impl Target {
         match spec {
             TargetSpec::Directory(dir) => Target::Directory(DirectoryTarget::new(dir)),
             TargetSpec::Git { repo, path } => Target::Git(GitTarget::new(repo, path.clone())),
+            TargetSpec::Kubernetes(k) => Target::Kubernetes(KubernetesTarget::new(k.clone())),
         }
     }
 
     /// The release applied for `app` in `env`, if any.
-    pub fn deployed(&self, env: &str, app: &str) -> Result<Option<ReleaseRecord>, TargetError> {
+    pub async fn deployed(
+        &self,
+        env: &str,
+        app: &str,
+    ) -> Result<Option<ReleaseRecord>, TargetError> {
         match self {
             Target::Directory(t) => t.deployed(env, app),
             Target::Git(t) => t.deployed(env, app),
+            Target::Kubernetes(t) => t.deployed(env, app).await,
         }
     }
 
@@ -70,11 +85,12 @@ impl Target {
         match self {
             Target::Directory(t) => t.app_path(env, app),
             Target::Git(t) => t.app_path(env, app),
+            Target::Kubernetes(t) => t.app_path(env, app),
         }
     }
 
     /// Applies a release; returns the git commit for the git target.
-    pub fn apply(
+    pub async fn apply(
         &self,
         env: &str,
         record: &ReleaseRecord,
@@ -83,11 +99,12 @@ impl Target {
         match self {
             Target::Directory(t) => t.apply(env, record, files).map(|_| None),
             Target::Git(t) => t.apply(env, record, files).map(Some),
+            Target::Kubernetes(t) => t.apply(env, record, files).await.map(|_| None),
         }
     }
 
     /// Writes the current release again to undo `drift`.
-    pub fn repair(
+    pub async fn repair(
         &self,
         env: &str,
         record: &ReleaseRecord,
@@ -97,22 +114,25 @@ impl Target {
         match self {
             Target::Directory(t) => t.repair(env, record, files).map(|_| ()),
             Target::Git(t) => t.repair(env, record, files, drift).map(|_| ()),
+            Target::Kubernetes(t) => t.repair(env, record, files).await,
         }
     }
 
     /// How the applied release differs from what is in the target, if it does.
-    pub fn drift(&self, env: &str, app: &str) -> Result<Option<String>, TargetError> {
+    pub async fn drift(&self, env: &str, app: &str) -> Result<Option<String>, TargetError> {
         match self {
             Target::Directory(t) => t.drift(env, app),
             Target::Git(t) => t.drift(env, app),
+            Target::Kubernetes(t) => t.drift(env, app).await,
         }
     }
 
     /// Every applied release: (environment, record).
-    pub fn list(&self) -> Result<Vec<(String, ReleaseRecord)>, TargetError> {
+    pub async fn list(&self) -> Result<Vec<(String, ReleaseRecord)>, TargetError> {
         match self {
             Target::Directory(t) => t.list(),
             Target::Git(t) => t.list(),
+            Target::Kubernetes(t) => t.list().await,
         }
     }
 
@@ -120,6 +140,7 @@ impl Target {
         match self {
             Target::Directory(t) => t.status_path(env),
             Target::Git(t) => t.status_path(env),
+            Target::Kubernetes(t) => t.status_path(env),
         }
     }
 
@@ -157,13 +178,14 @@ impl Target {
                 Some(p) => p.to_path_buf(),
                 None => return Vec::new(),
             },
+            Target::Kubernetes(t) => t.state_dir().to_path_buf(),
         };
         let mut envs = Vec::new();
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let env = match self {
                 Target::Directory(_) => Some(name.clone()),
-                Target::Git(_) => name
+                Target::Git(_) | Target::Kubernetes(_) => name
                     .strip_prefix("status-")
                     .and_then(|n| n.strip_suffix(".json"))
                     .map(str::to_string),

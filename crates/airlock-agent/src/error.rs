@@ -14,6 +14,14 @@ pub enum AgentError {
         /// What the OCI layer reported.
         source: airlock_oci::Error,
     },
+    /// The mirror given (`mirror = ...` or `--mirror`) is not `HOST/PREFIX`.
+    #[error("invalid mirror {mirror:?}: {reason}")]
+    BadMirror {
+        /// The mirror as given.
+        mirror: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The source directory does not exist.
     #[error("the release source {source_spec} does not exist: check the path given to --source")]
     SourceMissing {

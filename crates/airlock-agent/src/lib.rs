@@ -12,8 +12,9 @@
 //! (`airlock.admission`, Rego), waits for the promotion soak when the
 //! environment comes after another (verifying signed health evidence, see
 //! [`evidence`]), and writes the environment's manifests to the target
-//! (a directory, atomically, or one git commit per release). What runs is
-//! compared with the target every cycle and drift is rewritten. Anything that
+//! (a directory, atomically, one git commit per release, or a Kubernetes
+//! cluster by server-side apply, see [`kubernetes`]). What runs is compared
+//! with the target every cycle and drift is rewritten. Anything that
 //! fails a check is refused with the reason and nothing is written for it.
 //!
 //! The agent holds public keys only (plus, optionally, its own key for the
@@ -26,7 +27,10 @@ pub mod deploy;
 pub mod error;
 pub mod evidence;
 pub mod git;
+pub mod kubernetes;
 pub mod metrics;
+pub mod mirror;
+pub mod rescan;
 pub mod server;
 pub mod source;
 pub mod spec;
@@ -37,6 +41,7 @@ pub use deploy::{AppStatus, EnvStatus, Target};
 pub use error::AgentError;
 pub use evidence::EvidenceConfig;
 pub use git::GitTarget;
+pub use kubernetes::{KubernetesSpec, KubernetesTarget};
 pub use metrics::Metrics;
 pub use source::{Source, SourceOptions, import_archive};
 pub use spec::{SourceSpec, SpecError, TargetSpec};

@@ -49,23 +49,35 @@ struct Flags {
     /// The environment this agent deploys, e.g. staging.
     #[arg(long)]
     env: String,
-    /// Where admitted releases go: directory:DIR or git:REPO[#PATH].
+    /// Where admitted releases go: directory:DIR, git:REPO[#PATH] or kubernetes[:CONTEXT].
     #[arg(long)]
     target: TargetSpec,
+    /// Kubernetes target: seconds a rollout may take before the sync fails.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    rollout_timeout: Option<u64>,
     /// Directory of admission policies (Rego, package airlock.admission).
     #[arg(long)]
     admission: Option<PathBuf>,
     /// Docker-reference prefix the gate signs for.
     #[arg(long, default_value = airlock_agent::sync::DEFAULT_REFERENCE_PREFIX)]
     reference_prefix: String,
+    /// Mirror verified images (with signatures and attestations) to HOST/PREFIX/<app> and point the
+    /// manifests there, by digest.
+    #[arg(long)]
+    mirror: Option<String>,
 }
 
 impl Flags {
     fn config(self) -> Result<SyncConfig, airlock_agent::AgentError> {
         let trust = load_trust(&self.trust_keys)?;
-        let mut cfg = SyncConfig::new(self.source, trust, &self.env, self.target);
+        let mut target = self.target;
+        if let (TargetSpec::Kubernetes(k), Some(secs)) = (&mut target, self.rollout_timeout) {
+            k.rollout_timeout = Duration::from_secs(secs);
+        }
+        let mut cfg = SyncConfig::new(self.source, trust, &self.env, target);
         cfg.admission = self.admission;
         cfg.reference_prefix = self.reference_prefix;
+        cfg.mirror = self.mirror;
         cfg.source_options = SourceOptions {
             apps: self.apps,
             insecure: self.insecure_registry,
@@ -118,7 +130,7 @@ enum Command {
     },
     /// List what the target runs: app, environment, release, since, last sync, last error.
     Status {
-        /// The target: directory:DIR or git:REPO[#PATH].
+        /// The target: directory:DIR, git:REPO[#PATH] or kubernetes[:CONTEXT].
         #[arg(long)]
         target: TargetSpec,
     },
@@ -278,7 +290,7 @@ async fn run(command: Command) -> u8 {
                 Err(err) => fail(err),
             }
         }
-        Command::Status { target } => status(&Target::open(&target), &target),
+        Command::Status { target } => status(&Target::open(&target), &target).await,
     }
 }
 
@@ -287,8 +299,8 @@ fn fail(err: impl std::fmt::Display) -> u8 {
     EXIT_ERROR
 }
 
-fn status(target: &Target, spec: &TargetSpec) -> u8 {
-    let list = match target.list() {
+async fn status(target: &Target, spec: &TargetSpec) -> u8 {
+    let list = match target.list().await {
         Ok(list) => list,
         Err(err) => return fail(err),
     };
@@ -383,7 +395,42 @@ fn status(target: &Target, spec: &TargetSpec) -> u8 {
             line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])
         );
     }
+    print_rescans(target);
     EXIT_OK
+}
+
+/// The vulnerability database each environment rescans with and the new findings of what runs there.
+fn print_rescans(target: &Target) {
+    for env in target.status_envs() {
+        let st = target.read_status(&env);
+        if let Some(db) = &st.vulndb {
+            println!(
+                "\nvulnerability database of {env}: {} (newest record {}){}",
+                db.digest.as_deref().unwrap_or("none verified yet"),
+                db.newest_modified.as_deref().unwrap_or("unknown"),
+                db.last_error
+                    .as_deref()
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        for (app, app_st) in &st.apps {
+            for f in &app_st.new_findings {
+                println!(
+                    "  NEW {app} in {env} (release {}): {} {} {} {}{}",
+                    f.sequence,
+                    f.severity,
+                    f.id,
+                    f.package,
+                    f.installed,
+                    f.fixed
+                        .as_deref()
+                        .map(|v| format!(", fixed in {v}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
 }
 
 fn print_report(env: &str, report: &SyncReport) {

@@ -22,6 +22,9 @@ struct Inner {
     sync_seconds: BTreeMap<String, f64>,
     last_sync: BTreeMap<String, f64>,
     waiting: BTreeMap<String, u64>,
+    /// (env, app, severity) → new findings of the running release's last rescan.
+    findings: BTreeMap<(String, String, String), u64>,
+    vulndb_refused: BTreeMap<String, u64>,
 }
 
 /// What can be counted.
@@ -79,6 +82,27 @@ impl Metrics {
         });
     }
 
+    /// Sets the new findings of `app` in `env` from its last rescan, as counts per severity (a severity
+    /// missing from `counts` goes to zero).
+    pub fn set_findings(&self, env: &str, app: &str, counts: &BTreeMap<String, u64>) {
+        self.with(|i| {
+            for ((e, a, _), v) in i.findings.iter_mut() {
+                if e == env && a == app {
+                    *v = 0;
+                }
+            }
+            for (severity, n) in counts {
+                i.findings
+                    .insert((env.to_string(), app.to_string(), severity.clone()), *n);
+            }
+        });
+    }
+
+    /// Counts a vulnerability database refused in `env` (unsigned, wrong key, older than the one held).
+    pub fn vulndb_refused(&self, env: &str) {
+        self.with(|i| *i.vulndb_refused.entry(env.to_string()).or_default() += 1);
+    }
+
     /// The value of a counter for `env` (tests and `status`).
     pub fn get(&self, env: &str, counter: Counter) -> u64 {
         self.with(|i| {
@@ -133,6 +157,16 @@ impl Metrics {
             for (env, n) in &i.waiting {
                 out.push_str(&format!("airlock_agent_releases_waiting{{env=\"{}\"}} {n}\n", escape(env)));
             }
+            out.push_str("# HELP airlock_agent_findings Vulnerabilities a rescan of the running release found that its own report did not list.\n# TYPE airlock_agent_findings gauge\n");
+            for ((env, app, severity), n) in &i.findings {
+                out.push_str(&format!(
+                    "airlock_agent_findings{{env=\"{}\",app=\"{}\",severity=\"{}\"}} {n}\n",
+                    escape(env),
+                    escape(app),
+                    escape(severity)
+                ));
+            }
+            counter(&mut out, "airlock_agent_vulndb_refused_total", "Vulnerability databases refused (the previous one is kept).", &i.vulndb_refused);
             out
         })
     }

@@ -156,8 +156,10 @@ impl Source {
             .repositories()
             .map_err(|e| source_error(&self.spec, e))?
             .into_iter()
-            // The revocation list's repository is not an app.
-            .filter(|r| r != airlock_sign::REVOCATIONS_REPOSITORY)
+            // The revocation list's and the vulnerability database's repositories are not apps.
+            .filter(|r| {
+                r != airlock_sign::REVOCATIONS_REPOSITORY && r != airlock_sign::VULNDB_REPOSITORY
+            })
             .collect();
         if self.apps.is_empty() {
             Ok(all)
@@ -170,6 +172,22 @@ impl Source {
     /// that has none (never created in a source: the agent does not write there).
     pub fn revocation_store(&self) -> Result<Option<Arc<dyn Store>>, airlock_oci::Error> {
         let repo = airlock_sign::REVOCATIONS_REPOSITORY;
+        match &self.kind {
+            Kind::Layout(root) | Kind::Archive { root, .. } => {
+                if root.path().join(repo).join("oci-layout").is_file() {
+                    Ok(Some(Arc::new(root.repo(repo)?)))
+                } else {
+                    Ok(None)
+                }
+            }
+            Kind::Registry { .. } => self.store(repo).map(Some),
+        }
+    }
+
+    /// The store of the gate's vulnerability database (`airlock.vulndb`), or `None` for a layout or archive
+    /// that has none.
+    pub fn vulndb_store(&self) -> Result<Option<Arc<dyn Store>>, airlock_oci::Error> {
+        let repo = airlock_sign::VULNDB_REPOSITORY;
         match &self.kind {
             Kind::Layout(root) | Kind::Archive { root, .. } => {
                 if root.path().join(repo).join("oci-layout").is_file() {

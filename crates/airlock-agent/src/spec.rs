@@ -1,6 +1,6 @@
 //! Where the agent reads releases from and where it applies them, as given on
 //! the command line or in the config file (`oci:DIR`, `oci-archive:FILE`,
-//! `docker://HOST/PREFIX`; `directory:DIR`, `git:REPO[#PATH]`).
+//! `docker://HOST/PREFIX`; `directory:DIR`, `git:REPO[#PATH]`, `kubernetes[:CONTEXT]`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,7 +12,8 @@ oci-archive:FILE (a tar or tar.gz of such a root, or of one app's layout), \
 docker://HOST[:PORT][/PREFIX] (a registry; apps are PREFIX/<app>)";
 /// Forms `--target` accepts, for error messages.
 pub const TARGET_FORMS: &str = "directory:DIR (manifests written to DIR/<env>/<app>/), \
-git:REPO[#PATH] (committed to REPO under PATH/<env>/<app>/)";
+git:REPO[#PATH] (committed to REPO under PATH/<env>/<app>/), \
+kubernetes[:CONTEXT] (server-side applied to the cluster of the kubeconfig context, or in-cluster)";
 
 /// Where releases come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub enum TargetSpec {
         /// Directory inside the repository (relative, may be empty).
         path: String,
     },
+    /// `kubernetes[:CONTEXT]`: server-side apply to a cluster (see [`crate::kubernetes`]).
+    Kubernetes(crate::kubernetes::KubernetesSpec),
 }
 
 /// A `--source` or `--target` value that is not one of the accepted forms.
@@ -139,6 +142,19 @@ impl FromStr for TargetSpec {
                 path: path.to_string(),
             });
         }
+        if s == "kubernetes" {
+            return Ok(TargetSpec::Kubernetes(
+                crate::kubernetes::KubernetesSpec::new(None),
+            ));
+        }
+        if let Some(context) = strip(s, "kubernetes") {
+            if context.chars().any(char::is_whitespace) {
+                return Err(err());
+            }
+            return Ok(TargetSpec::Kubernetes(
+                crate::kubernetes::KubernetesSpec::new(Some(context.to_string())),
+            ));
+        }
         Err(err())
     }
 }
@@ -164,6 +180,7 @@ impl fmt::Display for TargetSpec {
                 write!(f, "git:{}", repo.display())
             }
             TargetSpec::Git { repo, path } => write!(f, "git:{}#{path}", repo.display()),
+            TargetSpec::Kubernetes(k) => write!(f, "{k}"),
         }
     }
 }
@@ -244,12 +261,26 @@ mod tests {
 
     #[test]
     fn rejects_unknown_target_and_escaping_git_paths() {
-        let err = "kubernetes:prod".parse::<TargetSpec>().unwrap_err();
+        let err = "helm:prod".parse::<TargetSpec>().unwrap_err();
         assert!(err.to_string().contains("directory:DIR"), "{err}");
         assert!(err.to_string().contains("git:REPO"), "{err}");
         assert!("/plain/path".parse::<TargetSpec>().is_err());
         assert!("git:repo#../outside".parse::<TargetSpec>().is_err());
         assert!("git:repo#.git/hooks".parse::<TargetSpec>().is_err());
         assert!("git:#path".parse::<TargetSpec>().is_err());
+        assert!("kubernetes:".parse::<TargetSpec>().is_err());
+        assert!("kubernetes:two words".parse::<TargetSpec>().is_err());
+    }
+
+    #[test]
+    fn parses_kubernetes_target_with_optional_context() {
+        let bare = "kubernetes".parse::<TargetSpec>().unwrap();
+        assert_eq!(
+            bare,
+            TargetSpec::Kubernetes(crate::kubernetes::KubernetesSpec::new(None))
+        );
+        assert_eq!(bare.to_string(), "kubernetes");
+        let prod = "kubernetes:prod-eu".parse::<TargetSpec>().unwrap();
+        assert_eq!(prod.to_string(), "kubernetes:prod-eu");
     }
 }

@@ -71,6 +71,10 @@ pub struct SyncConfig {
     pub promotion: Option<Promotion>,
     /// Where health evidence is published and verified.
     pub evidence: Option<EvidenceConfig>,
+    /// Registry and prefix (`HOST/PREFIX`) verified images are mirrored to before they are applied, with
+    /// the manifests rewritten to pull from there (see [`crate::mirror`]); plain HTTP follows
+    /// `source_options.insecure`.
+    pub mirror: Option<String>,
 }
 
 impl SyncConfig {
@@ -86,6 +90,7 @@ impl SyncConfig {
             source_options: SourceOptions::default(),
             promotion: None,
             evidence: None,
+            mirror: None,
         }
     }
 }
@@ -269,6 +274,8 @@ pub struct Agent {
     evidence_done: HashSet<(String, u64)>,
     revocations: Option<VerifiedRevocations>,
     revocations_seen: Option<u64>,
+    rescanner: crate::rescan::Rescanner,
+    mirror: Option<crate::mirror::Mirror>,
     metrics: Arc<Metrics>,
 }
 
@@ -310,7 +317,15 @@ impl Agent {
             })?),
             None => None,
         };
+        let mirror = match &cfg.mirror {
+            Some(m) => Some(crate::mirror::Mirror::parse(
+                m,
+                cfg.source_options.insecure,
+            )?),
+            None => None,
+        };
         Ok(Agent {
+            mirror,
             target: Target::open(&cfg.target),
             cfg,
             source: None,
@@ -322,6 +337,7 @@ impl Agent {
             evidence_done: HashSet::new(),
             revocations: None,
             revocations_seen: None,
+            rescanner: crate::rescan::Rescanner::default(),
             metrics,
         })
     }
@@ -348,6 +364,7 @@ impl Agent {
                 status.last_error = None;
                 self.note_status(&mut status, report);
                 status.revocations_sequence = self.revocations_seen;
+                self.note_rescans(&mut status);
             }
             Err(err) => {
                 status.last_error = Some(err.to_string());
@@ -411,7 +428,7 @@ impl Agent {
             None => Vec::new(),
         };
         let mut report = SyncReport::default();
-        for app in apps {
+        for app in apps.clone() {
             let outcome = self.sync_app(&app, &mut report).await;
             match outcome {
                 AppOutcome::NoRelease => {}
@@ -441,7 +458,89 @@ impl Agent {
                 }
             }
         }
+        self.rescan(&apps).await;
         Ok(report)
+    }
+
+    /// Reads the gate's vulnerability database (one request when it did not change) and rescans the SBOM of
+    /// each app's running release against it when the database or the release changed; see [`crate::rescan`].
+    /// Never fails the sync: a database that does not verify is refused and the previous one kept.
+    async fn rescan(&mut self, apps: &[String]) {
+        let store = match self.source.as_ref().map(Source::vulndb_store) {
+            Some(Ok(Some(store))) => store,
+            Some(Ok(None)) | None => return,
+            Some(Err(e)) => {
+                tracing::warn!(env = %self.cfg.env, error = %e, "cannot open the vulnerability database repository");
+                return;
+            }
+        };
+        let reference = format!(
+            "{}/{}",
+            self.cfg.reference_prefix,
+            airlock_sign::VULNDB_REPOSITORY
+        );
+        let had_error = self.rescanner.status().last_error.is_some();
+        self.rescanner
+            .refresh(store.as_ref(), &reference, &self.cfg.trust)
+            .await;
+        if !had_error
+            && self
+                .rescanner
+                .status()
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("refused"))
+        {
+            self.metrics.vulndb_refused(&self.cfg.env);
+        }
+        let env = self.cfg.env.clone();
+        for app in apps {
+            let Ok(Some(current)) = self.target.deployed(&env, app).await else {
+                continue;
+            };
+            let Ok(digest) = Digest::parse(&current.release_digest) else {
+                continue;
+            };
+            // The running release is usually verified already (cached by digest, nothing fetched); after a
+            // restart it is verified once, and only when there is a database to rescan it with.
+            let release = match self.verified.get(&(app.clone(), digest)).cloned() {
+                Some(release) => release,
+                None if self.rescanner.has_db() => {
+                    let Ok(store) = self.store(app) else {
+                        continue;
+                    };
+                    match self
+                        .verify(store.as_ref(), app, &current.release_digest)
+                        .await
+                    {
+                        Ok(release) => release,
+                        Err(_) => continue,
+                    }
+                }
+                None => continue,
+            };
+            match self.rescanner.rescan(app, &release) {
+                None => {}
+                Some(Ok(found)) => {
+                    let mut counts = std::collections::BTreeMap::new();
+                    for f in found {
+                        *counts.entry(f.severity.clone()).or_insert(0u64) += 1;
+                    }
+                    self.metrics.set_findings(&env, app, &counts);
+                }
+                Some(Err(e)) => tracing::warn!(env, app, error = %e, "rescan failed"),
+            }
+        }
+    }
+
+    /// Copies the database in use and each app's new findings into the status.
+    fn note_rescans(&self, status: &mut EnvStatus) {
+        if self.rescanner.status() != &crate::rescan::VulnDbStatus::default() {
+            status.vulndb = Some(self.rescanner.status().clone());
+        }
+        for (app, found) in self.rescanner.all_findings() {
+            status.apps.entry(app.clone()).or_default().new_findings = found.clone();
+        }
     }
 
     /// Reads the signed revocation list (one request when it did not change) and keeps it. A list that is
@@ -534,6 +633,10 @@ impl Agent {
             let Some(files) = verified.manifests.get(&env) else {
                 continue;
             };
+            let files = &match self.deliverable(store, app, &verified, files).await {
+                Ok(files) => files,
+                Err(e) => return AppOutcome::Failed(e),
+            };
             let record = ReleaseRecord {
                 app: app.to_string(),
                 sequence,
@@ -551,7 +654,7 @@ impl Agent {
                     reason: format!("release {} revoked: {why}", current.sequence),
                 }),
             };
-            return match self.target.apply(&env, &record, files) {
+            return match self.target.apply(&env, &record, files).await {
                 Ok(commit) => {
                     tracing::warn!(
                         env,
@@ -696,7 +799,7 @@ impl Agent {
         };
 
         let env = self.cfg.env.clone();
-        let deployed = match self.target.deployed(&env, app) {
+        let deployed = match self.target.deployed(&env, app).await {
             Ok(d) => d,
             Err(e) => return AppOutcome::Failed(e.to_string()),
         };
@@ -793,6 +896,13 @@ impl Agent {
                 Err(SoakVerdict::Fail(reason)) => return AppOutcome::Failed(reason),
             }
         }
+        let files = &match self
+            .deliverable(store.as_ref(), app, &verified, files)
+            .await
+        {
+            Ok(files) => files,
+            Err(e) => return AppOutcome::Failed(e),
+        };
 
         let record = ReleaseRecord {
             app: app.to_string(),
@@ -807,7 +917,7 @@ impl Agent {
             floor: config.sequence.max(floor.unwrap_or(0)),
             rollback: None,
         };
-        let commit = match self.target.apply(&env, &record, files) {
+        let commit = match self.target.apply(&env, &record, files).await {
             Ok(c) => c,
             Err(e) => return AppOutcome::Failed(e.to_string()),
         };
@@ -822,6 +932,22 @@ impl Agent {
             path,
             commit,
         })
+    }
+
+    /// The files of this environment to write for `verified`: as signed, or, with a mirror, after its image
+    /// was copied there and verified, pointing at the mirror by digest (see [`crate::mirror`]).
+    async fn deliverable(
+        &self,
+        store: &dyn Store,
+        app: &str,
+        verified: &VerifiedRelease,
+        files: &std::collections::BTreeMap<String, String>,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let Some(mirror) = &self.mirror else {
+            return Ok(files.clone());
+        };
+        mirror.copy(store, app, verified, &self.cfg.trust).await?;
+        mirror.rewrite(app, verified, files)
     }
 
     fn admit(&self, verified: &VerifiedRelease) -> Result<(), (String, &'static str)> {
@@ -848,7 +974,7 @@ impl Agent {
         report: &mut SyncReport,
     ) -> Result<(), String> {
         let env = self.cfg.env.clone();
-        let drift = match self.target.drift(&env, app) {
+        let drift = match self.target.drift(&env, app).await {
             Ok(Some(drift)) => drift,
             Ok(None) => return Ok(()),
             Err(e) => return Err(e.to_string()),
@@ -870,8 +996,10 @@ impl Agent {
                 current.sequence
             ));
         };
+        let files = &self.deliverable(store, app, &verified, files).await?;
         self.target
             .repair(&env, current, files, &drift)
+            .await
             .map_err(|e| e.to_string())?;
         tracing::warn!(
             env,
@@ -1027,7 +1155,11 @@ impl Agent {
             .get(&env)
             .ok_or_else(|| refused(format!("it has no manifests for {env}")))?;
         self.admit(&verified).map_err(|(r, _)| refused(r))?;
-        let current = self.target.deployed(&env, app)?;
+        let files = &self
+            .deliverable(store.as_ref(), app, &verified, files)
+            .await
+            .map_err(&refused)?;
+        let current = self.target.deployed(&env, app).await?;
         let from = current.as_ref().map(|c| c.sequence).unwrap_or(0);
         let floor = current
             .as_ref()
@@ -1051,7 +1183,7 @@ impl Agent {
                 reason: reason.to_string(),
             }),
         };
-        let commit = self.target.apply(&env, &record, files)?;
+        let commit = self.target.apply(&env, &record, files).await?;
         tracing::warn!(app, env, from, to = sequence, reason, "rolled back");
         self.metrics.inc(&env, Counter::Applied);
         Ok(Applied {

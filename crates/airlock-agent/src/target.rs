@@ -219,6 +219,9 @@ pub enum TargetError {
         /// What is wrong.
         reason: String,
     },
+    /// The kubernetes target failed (API call, manifest, rollout).
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::KubeError),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TargetError + use<> {

@@ -207,6 +207,7 @@ async fn rollback_is_explicit_recorded_and_holds_back_the_bad_release() {
     let record = agent
         .target()
         .deployed("staging", "hello")
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(record.sequence, 1);
@@ -239,6 +240,7 @@ async fn rollback_is_explicit_recorded_and_holds_back_the_bad_release() {
         agent
             .target()
             .deployed("staging", "hello")
+            .await
             .unwrap()
             .unwrap()
             .sequence,
@@ -576,6 +578,7 @@ async fn revoked_release_is_replaced_by_the_newest_admitted_one_or_flagged() {
     let record = agent
         .target()
         .deployed("staging", "hello")
+        .await
         .unwrap()
         .unwrap();
     assert!(record.rollback.unwrap().reason.contains("CVE-2026-0001"));

@@ -36,6 +36,7 @@ pub mod predicates;
 pub mod release;
 pub mod revocation;
 pub mod trust;
+pub mod vulndb;
 
 pub use cosign::{
     attestation_tag, sign_manifest, signature_tag, simple_signing_payload,
@@ -58,3 +59,7 @@ pub use revocation::{
     read_revocations,
 };
 pub use trust::TrustConfig;
+pub use vulndb::{
+    VULNDB_REPOSITORY, VULNDB_TAG, VerifiedVulnDb, VulnDbInfo, pack_vulndb_dir, publish_vulndb,
+    read_vulndb, unpack_vulndb,
+};

@@ -201,10 +201,15 @@ pub async fn publish_release(
         Ok(_) | Err(airlock_oci::Error::ManifestNotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
+    // Signed before it is tagged: an agent that sees the tag finds the signature (one polling between the
+    // two would otherwise refuse the release as unsigned, and remember that refusal by digest).
     let digest = store
-        .put_manifest(&bytes, media_type::OCI_MANIFEST, Some(&tag))
+        .put_manifest(&bytes, media_type::OCI_MANIFEST, None)
         .await?;
     sign_manifest(store, docker_reference, &digest, key).await?;
+    store
+        .put_manifest(&bytes, media_type::OCI_MANIFEST, Some(&tag))
+        .await?;
     tracing::info!(app = %release.app, sequence = release.sequence, %digest, image = %release.image.digest, "published release");
     Ok(digest)
 }
@@ -402,17 +407,7 @@ mod tests {
     }
 
     async fn put_image(store: &OciLayout, content: &[u8]) -> Digest {
-        let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content);
-        store.put_blob(&layer.digest, content).await.unwrap();
-        let config =
-            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-        store.put_blob(&config_desc.digest, config).await.unwrap();
-        let manifest = ImageManifest::new(config_desc, vec![layer]);
-        store
-            .put_manifest(&manifest.to_bytes(), media_type::OCI_MANIFEST, None)
-            .await
-            .unwrap()
+        airlock_testkit::image::minimal_image(store, content, None).await
     }
 
     async fn attest(
