@@ -152,6 +152,10 @@ impl CliError {
             | CliError::Client(ClientError::InvalidUrl { .. } | ClientError::InvalidRunId { .. }) => {
                 EXIT_USAGE
             }
+            // The gate refused the submission at once (another team's app): a verdict, like a rejected run.
+            CliError::Client(ClientError::Api { code, .. }) if code == "wrong_team" => {
+                EXIT_REJECTED
+            }
             _ => EXIT_FAILED,
         }
     }

@@ -1,5 +1,6 @@
-//! `airlock-gate scan REF` and `airlock-gate vulndb import|status`: the scanner on its own, outside a
-//! pipeline run, so a developer or an operator can see what the gate would find in an image.
+//! `airlock-gate scan REF` and `airlock-gate vulndb import|status|publish` (publish is in `cmd_vulndb.rs`):
+//! the scanner on its own, outside a pipeline run, so a developer or an operator can see what the gate
+//! would find in an image.
 //!
 //! `REF` uses skopeo's transport syntax as `airlock-oci` parses it ([`airlock_oci::ImageRef`]:
 //! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker://HOST/REPO[:TAG|@DIGEST]`), or is a plain
@@ -128,9 +129,16 @@ pub enum VulnDbCommand {
     /// Import OSV data: export zips (one `<ID>.json` per record) or directories of OSV JSON files.
     /// A record already present is replaced only by a newer `modified` time.
     Import {
-        /// Zips or directories to import, in order.
+        /// Zips or directories to import, in order. With `--config`, the database is published across
+        /// the gate's boundary afterwards (as `vulndb publish` does).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Publish the database across the boundary as a signed OCI artifact
+    /// (`<boundary>/airlock.vulndb:vulndb`) for agents to rescan what they run.
+    Publish {
         #[command(flatten)]
         db: DbArgs,
     },
@@ -421,8 +429,8 @@ fn row(f: &Finding) -> [String; 6] {
 /// Runs `airlock-gate vulndb ...`.
 pub async fn vulndb(cmd: VulnDbCommand) -> anyhow::Result<()> {
     match cmd {
-        VulnDbCommand::Import { paths, db } => {
-            let db = db.open()?;
+        VulnDbCommand::Import { paths, db: args } => {
+            let db = args.open()?;
             for path in paths {
                 let d = db.clone();
                 let p = path.clone();
@@ -449,7 +457,22 @@ pub async fn vulndb(cmd: VulnDbCommand) -> anyhow::Result<()> {
                     );
                 }
             }
-            print_status(&db, false)
+            print_status(&db, false)?;
+            if let Some(config) = &args.config {
+                crate::cmd_vulndb::publish(config, &db)
+                    .await
+                    .context("the import is done, but publishing it across the boundary failed")?;
+            }
+            Ok(())
+        }
+        VulnDbCommand::Publish { db: args } => {
+            let Some(config) = &args.config else {
+                bail!(
+                    "publishing needs the gate's config (--config FILE or AIRLOCK_CONFIG): it names the boundary and the signing key"
+                );
+            };
+            let db = args.open()?;
+            crate::cmd_vulndb::publish(config, &db).await
         }
         VulnDbCommand::Status { json, db } => {
             let db = db.open()?;

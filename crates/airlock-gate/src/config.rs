@@ -30,6 +30,15 @@ pub struct GateConfig {
     /// Largest accepted webhook body, in bytes (GitHub caps its payloads at 25 MB).
     #[serde(default = "default_max_webhook_body")]
     pub max_webhook_bytes: usize,
+    /// Seconds a client may take to send a request's headers; a connection that trickles them is closed, so a
+    /// slow client holds no connection slot. Env: `AIRLOCK_HEADER_READ_TIMEOUT_SECS`.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body (and the gate to answer it); past that the gate
+    /// answers 408, closes the connection and keeps nothing of the request. Large enough for a source tarball
+    /// over a slow link. Env: `AIRLOCK_BODY_READ_TIMEOUT_SECS`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
     #[serde(default)]
     pub boundary: BoundaryConfig,
     #[serde(default)]
@@ -52,7 +61,7 @@ pub struct GateConfig {
 }
 
 /// Where releases are pushed across the boundary.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoundaryConfig {
     /// An OCI layout root directory (one repository per app). Defaults to `DATA/boundary`.
@@ -60,6 +69,17 @@ pub struct BoundaryConfig {
     /// The repository prefix signatures name as `docker-reference` (`PREFIX/APP`).
     #[serde(default = "default_reference_prefix")]
     pub reference_prefix: String,
+}
+
+// Written out rather than derived: a config without a `[boundary]` section must sign for the same prefix as
+// one with an empty section, not for an empty prefix (`/APP`).
+impl Default for BoundaryConfig {
+    fn default() -> Self {
+        Self {
+            layout: None,
+            reference_prefix: default_reference_prefix(),
+        }
+    }
 }
 
 /// The gate's signing key.
@@ -197,6 +217,15 @@ pub struct RepositoryConfig {
     /// User name to go with `fetch_token` (default `oauth2`, which GitHub, GitLab and Gitea accept).
     #[serde(default)]
     pub fetch_user: Option<String>,
+    /// Private key for `ssh://` (and `git@host:path`) clone URLs: git runs
+    /// `ssh -i KEY -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes ...` for this repository only. The gate
+    /// passes the path to ssh and never reads, logs or shows the key itself.
+    #[serde(default)]
+    pub ssh_key_file: Option<PathBuf>,
+    /// The known_hosts file that holds the git host's key (default: the gate user's `~/.ssh/known_hosts`). Host
+    /// keys are always checked: an unknown or changed host key fails the fetch.
+    #[serde(default)]
+    pub ssh_known_hosts: Option<PathBuf>,
 }
 
 impl fmt::Debug for RepositoryConfig {
@@ -209,6 +238,8 @@ impl fmt::Debug for RepositoryConfig {
             .field("tags", &self.tags)
             .field("clone_url", &self.clone_url)
             .field("fetch_token", &self.fetch_token.as_ref().map(|_| "***"))
+            .field("ssh_key_file", &self.ssh_key_file)
+            .field("ssh_known_hosts", &self.ssh_known_hosts)
             .finish()
     }
 }
@@ -254,11 +285,26 @@ fn default_max_body() -> usize {
 fn default_max_webhook_body() -> usize {
     25 * 1024 * 1024
 }
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    300
+}
 fn default_reference_prefix() -> String {
     "airlock.local".into()
 }
 fn default_true() -> bool {
     true
+}
+
+/// `text` in single quotes for a POSIX shell (git runs `core.sshCommand` through `sh`).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
 }
 
 /// The repository this binary was built from; shipped policies are found there when no path is configured.
@@ -278,7 +324,8 @@ impl GateConfig {
     }
 
     /// `AIRLOCK_DATABASE_URL`, `AIRLOCK_LISTEN`, `AIRLOCK_GITHUB_SECRET`, `AIRLOCK_GITLAB_TOKEN`,
-    /// `AIRLOCK_GITEA_SECRET`, `AIRLOCK_SIGNING_KEY` override the file.
+    /// `AIRLOCK_GITEA_SECRET`, `AIRLOCK_SIGNING_KEY`, `AIRLOCK_HEADER_READ_TIMEOUT_SECS`,
+    /// `AIRLOCK_BODY_READ_TIMEOUT_SECS` override the file.
     pub fn apply_env(&mut self) {
         if let Ok(v) = std::env::var("AIRLOCK_DATABASE_URL") {
             self.database_url = Some(v);
@@ -297,6 +344,13 @@ impl GateConfig {
         }
         if let Ok(v) = std::env::var("AIRLOCK_SIGNING_KEY") {
             self.signing.key = Some(PathBuf::from(v));
+        }
+        // An unparsable value keeps the file's: the override is for operators, and `serve` logs the values used.
+        if let Some(v) = env_u64("AIRLOCK_HEADER_READ_TIMEOUT_SECS") {
+            self.header_read_timeout_secs = v;
+        }
+        if let Some(v) = env_u64("AIRLOCK_BODY_READ_TIMEOUT_SECS") {
+            self.body_read_timeout_secs = v;
         }
     }
 
@@ -366,12 +420,7 @@ impl GateConfig {
     /// The result may hold a secret: pass it to the fetcher only, never to a log, and clean error messages
     /// with [`GateConfig::scrub`].
     pub fn fetch_url(&self, source_ref: &str) -> String {
-        let Some(repo) = self
-            .webhooks
-            .repositories
-            .iter()
-            .find(|r| r.clone_url.as_deref() == Some(source_ref) || r.matches("", source_ref))
-        else {
+        let Some(repo) = self.mapping_for(source_ref) else {
             return source_ref.to_string();
         };
         match (&repo.fetch_token, source_ref.split_once("://")) {
@@ -381,6 +430,34 @@ impl GateConfig {
             ),
             _ => source_ref.to_string(),
         }
+    }
+
+    /// The ssh command git runs to fetch `source_ref`, when its repository mapping names an `ssh_key_file`: only
+    /// that key is offered (`IdentitiesOnly`), the host key must be known (`StrictHostKeyChecking=yes`, against
+    /// `ssh_known_hosts` when set), and ssh never prompts (`BatchMode`). Paths are shell-quoted; the command holds
+    /// no secret, only where the key is.
+    pub fn fetch_ssh_command(&self, source_ref: &str) -> Option<String> {
+        let repo = self.mapping_for(source_ref)?;
+        let key = repo.ssh_key_file.as_ref()?;
+        let mut command = format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes",
+            shell_quote(&key.display().to_string())
+        );
+        if let Some(known) = &repo.ssh_known_hosts {
+            command.push_str(&format!(
+                " -o UserKnownHostsFile={}",
+                shell_quote(&known.display().to_string())
+            ));
+        }
+        Some(command)
+    }
+
+    /// The repository mapping a run's source URL belongs to (by its configured clone URL or its name).
+    fn mapping_for(&self, source_ref: &str) -> Option<&RepositoryConfig> {
+        self.webhooks
+            .repositories
+            .iter()
+            .find(|r| r.clone_url.as_deref() == Some(source_ref) || r.matches("", source_ref))
     }
 
     /// Replaces every configured secret in `text` with `***`, for messages that may quote a fetch URL.
@@ -428,6 +505,15 @@ impl GateConfig {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_config_without_a_boundary_section_signs_for_the_default_prefix() {
+        let cfg: GateConfig = toml::from_str("data_dir = \"/tmp/x\"\n").expect("config parses");
+        let empty: GateConfig =
+            toml::from_str("data_dir = \"/tmp/x\"\n[boundary]\n").expect("config parses");
+        assert_eq!(cfg.boundary.reference_prefix, "airlock.local");
+        assert_eq!(empty.boundary.reference_prefix, "airlock.local");
+    }
+
     fn config_with_repo() -> GateConfig {
         toml::from_str(
             r#"
@@ -466,6 +552,40 @@ fetch_token = "glpat-SECRET"
         assert!(
             !debug.contains("glpat-SECRET") && !debug.contains("hook-secret"),
             "{debug}"
+        );
+    }
+
+    #[test]
+    fn ssh_key_mapping_gives_a_strict_ssh_command_for_that_repository_only() {
+        let cfg: GateConfig = toml::from_str(
+            r#"
+data_dir = "/tmp/x"
+[[webhooks.repositories]]
+repository = "acme/hello"
+app = "hello"
+team = "payments"
+clone_url = "ssh://git@git.example:2222/acme/hello.git"
+ssh_key_file = "/etc/airlock/keys/it's hello"
+ssh_known_hosts = "/etc/airlock/known_hosts"
+"#,
+        )
+        .expect("config parses");
+        let command = cfg
+            .fetch_ssh_command("ssh://git@git.example:2222/acme/hello.git")
+            .expect("a mapped repository with a key gets a command");
+        assert_eq!(
+            command,
+            "ssh -i '/etc/airlock/keys/it'\\''s hello' -o IdentitiesOnly=yes -o BatchMode=yes \
+             -o StrictHostKeyChecking=yes -o UserKnownHostsFile='/etc/airlock/known_hosts'"
+        );
+        assert_eq!(
+            cfg.fetch_ssh_command("ssh://git@git.example/other.git"),
+            None
+        );
+        // The URL itself is not changed for ssh: the key goes to ssh, not into the URL.
+        assert_eq!(
+            cfg.fetch_url("ssh://git@git.example:2222/acme/hello.git"),
+            "ssh://git@git.example:2222/acme/hello.git"
         );
     }
 

@@ -5,7 +5,7 @@
 //! recorded in the hash-chained audit log (who, what, when, from where) before the answer is sent.
 //!
 //! Roles: a developer token submits and sees its own team's runs; operators see and cancel every team's runs;
-//! routes marked *admin-only* (waivers, the audit export) need an admin token.
+//! routes marked *admin-only* (waivers, the audit export, rebases) need an admin token.
 
 use crate::audit::AuditEntry;
 use crate::auth::{self, Caller};
@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/events", get(run_events))
         .route("/api/v1/audit", get(audit_export))
         .route("/api/v1/waivers", get(list_waivers).post(add_waiver))
+        .route("/api/v1/rebases", post(crate::rebase::post_rebase))
         .route(
             "/api/v1/waivers/{key}",
             axum::routing::delete(remove_waiver),
@@ -127,8 +128,65 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(state.pipeline.config.body_read_timeout_secs.max(1)),
+            body_deadline,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Gives every request `deadline` to be read and answered; past it the gate answers 408 and closes the connection.
+///
+/// Handlers read bodies themselves, so dropping the handler's future at the deadline stops the read: a client
+/// that trickles its body holds the connection for at most `body_read_timeout_secs`. Whatever the handler had
+/// started is cleaned up by its own drop guards (a submission's partial tarball), so nothing is kept. Server-sent
+/// event streams are not cut: their handler answers at once and the stream runs after it.
+pub async fn body_deadline(
+    State(deadline): State<Duration>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request.uri().path().to_string();
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%route, seconds = deadline.as_secs(), "request not read in time; answering 408");
+            let mut response = HttpError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request was not received within {} seconds (body_read_timeout_secs); nothing was stored",
+                    deadline.as_secs()
+                ),
+            )
+            .into_response();
+            // The rest of the body is never read: the connection cannot carry another request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
+}
+
+/// Removes a file when dropped unless disarmed: a submission cut off mid-upload (error, timeout, or the client
+/// going away, all of which drop the handler) leaves no partial tarball behind.
+struct RemoveOnDrop(Option<std::path::PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The caller of a bearer-token route, or 401 with what to do.
@@ -294,6 +352,9 @@ async fn submit(
     std::fs::create_dir_all(&sources).map_err(HttpError::internal)?;
     let final_path = sources.join(format!("{id}.tar.gz"));
     let partial_path = sources.join(format!(".{id}.partial"));
+    // From the first byte written until the run row is stored, an early return or a dropped request (408, the
+    // client going away) removes the file: accepted means stored, refused means nothing kept.
+    let mut partial_guard = RemoveOnDrop(Some(partial_path.clone()));
     let mut fields = std::collections::BTreeMap::new();
     let mut have_source = false;
     let result: Result<(), HttpError> = async {
@@ -345,17 +406,17 @@ async fn submit(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&partial_path);
-        return Err(e);
-    }
+    result?;
     let commit_time = match fields.get("commit_time") {
         Some(t) => Some(t.trim().parse::<i64>().map_err(|_| {
             HttpError::bad_request(format!("`commit_time` must be unix seconds, got {t:?}"))
         })?),
         None => None,
     };
+    check_app_team(&state, &who, &peer, &partial_path, fields.get("app")).await?;
     std::fs::rename(&partial_path, &final_path).map_err(HttpError::internal)?;
+    partial_guard.disarm();
+    let mut final_guard = RemoveOnDrop(Some(final_path.clone()));
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     let run = NewRun {
         id: id.clone(),
@@ -369,10 +430,13 @@ async fn submit(
         author: get("author"),
         commit_time,
     };
-    if let Err(e) = state.pipeline.store.insert_run(&run).await {
-        let _ = std::fs::remove_file(&final_path);
-        return Err(HttpError::internal(e));
-    }
+    state
+        .pipeline
+        .store
+        .insert_run(&run)
+        .await
+        .map_err(HttpError::internal)?;
+    final_guard.disarm();
     audit(
         &state,
         Some(&who),
@@ -387,6 +451,140 @@ async fn submit(
     tracing::info!(run = %id, team = %run.team, "submission accepted");
     state.wake.notify_one();
     Ok(accepted(&id))
+}
+
+/// Refuses, before anything is queued, a submission for an app of another team (403 with the sentence to act
+/// on), instead of accepting it and rejecting it at fetch.
+///
+/// The app's team is what the tarball's `airlock.toml` declares, and an app name already owned elsewhere —
+/// mapped to a team in the platform config, or published by a team before — stays that team's: a developer
+/// cannot take over another team's app by declaring it their own. A tarball whose descriptor cannot be read
+/// here is left to the fetch step, which names the problem precisely.
+async fn check_app_team(
+    state: &AppState,
+    who: &Caller,
+    peer: &Peer,
+    tarball: &std::path::Path,
+    app_field: Option<&String>,
+) -> Result<(), HttpError> {
+    let path = tarball.to_path_buf();
+    let descriptor = tokio::task::spawn_blocking(move || descriptor_in_tarball(&path))
+        .await
+        .map_err(HttpError::internal)?;
+    let app = descriptor
+        .as_ref()
+        .map(|d| d.name.clone())
+        .or_else(|| app_field.cloned().filter(|a| !a.is_empty()));
+    let Some(app) = app else {
+        return Ok(());
+    };
+    let refusal = match &descriptor {
+        Some(d) if d.team != who.team => Some((
+            d.team.clone(),
+            format!(
+                "app {app:?} belongs to team {:?} (its airlock.toml says so), but this token ({}) is of team {:?}; \
+                 submit with a token of team {:?}, or change `team` in airlock.toml if the app is yours",
+                d.team, who.name, who.team, d.team
+            ),
+        )),
+        _ => None,
+    };
+    let refusal = match refusal {
+        Some(r) => Some(r),
+        None => {
+            let mapped = state
+                .pipeline
+                .config
+                .webhooks
+                .repositories
+                .iter()
+                .find(|r| r.app == app && r.team != who.team)
+                .map(|r| (r.team.clone(), "the platform config maps it to that team"));
+            let owner = match mapped {
+                Some(m) => Some(m),
+                None => state
+                    .pipeline
+                    .store
+                    .app_owner(&app)
+                    .await
+                    .map_err(HttpError::internal)?
+                    .filter(|t| *t != who.team)
+                    .map(|t| (t, "that team has published it")),
+            };
+            owner.map(|(team, why)| {
+                (
+                    team.clone(),
+                    format!(
+                        "app {app:?} belongs to team {team:?} ({why}); a token of team {:?} ({}) cannot submit \
+                         it: ask team {team:?} to submit it, or rename the app in airlock.toml",
+                        who.team, who.name
+                    ),
+                )
+            })
+        }
+    };
+    let Some((owner, message)) = refusal else {
+        return Ok(());
+    };
+    // A refused attempt on another team's app is worth an audit line: it is what a takeover attempt looks like.
+    audit(
+        state,
+        Some(who),
+        "",
+        peer,
+        "run.submit",
+        &app,
+        "refused",
+        format!("app of team {owner}"),
+    )
+    .await?;
+    Err(HttpError::new(StatusCode::FORBIDDEN, "wrong_team", message))
+}
+
+/// Decompressed bytes read at most while looking for `airlock.toml` in a submitted tarball; a bigger or odd
+/// tarball is left to the fetch step and its unpacking limits.
+const DESCRIPTOR_SCAN_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// The app and team declared by the `airlock.toml` at the root of a gzip tarball, if it has one.
+fn descriptor_in_tarball(path: &std::path::Path) -> Option<DeclaredApp> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    let gz =
+        flate2::read::GzDecoder::new(std::io::BufReader::new(file)).take(DESCRIPTOR_SCAN_LIMIT);
+    let mut archive = tar::Archive::new(gz);
+    for entry in archive.entries().ok()? {
+        let entry = entry.ok()?;
+        let name = entry.path().ok()?.to_string_lossy().into_owned();
+        if name.trim_start_matches("./") != airlock_descriptor::DESCRIPTOR_FILE
+            || !entry.header().entry_type().is_file()
+        {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .take(airlock_descriptor::MAX_DESCRIPTOR_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .ok()?;
+        return declared_app(&text);
+    }
+    None
+}
+
+/// App name and team an `airlock.toml` declares. Read leniently (only `[app]`): a descriptor with other mistakes
+/// still names its owner, and the fetch step reports those mistakes with their line.
+fn declared_app(text: &str) -> Option<DeclaredApp> {
+    let value: toml::Table = toml::from_str(text).ok()?;
+    let app = value.get("app")?.as_table()?;
+    Some(DeclaredApp {
+        name: app.get("name")?.as_str()?.to_string(),
+        team: app.get("team")?.as_str()?.to_string(),
+    })
+}
+
+/// `[app] name` and `team` of a submitted descriptor.
+struct DeclaredApp {
+    name: String,
+    team: String,
 }
 
 /// `POST /api/v1/hooks/github`: a push event, signed with `X-Hub-Signature-256`.
@@ -600,11 +798,24 @@ async fn hook_inner(
         author: push.pusher.clone(),
         commit_time: None,
     };
-    let actor = format!("webhook:{}", host.as_str());
+    // The audit entry is written in the same transaction as the run: an accepted delivery is always audited.
+    let entry = AuditEntry {
+        actor: format!("webhook:{}", host.as_str()),
+        team: run.team.clone(),
+        role: "webhook".into(),
+        action: "webhook.push".into(),
+        target: id.clone(),
+        source_ip: peer.0.clone(),
+        outcome: "accepted".into(),
+        detail: format!(
+            "{} {} at {} (delivery {delivery})",
+            push.full_name, push.git_ref, push.after
+        ),
+    };
     match state
         .pipeline
         .store
-        .insert_delivery_run(&delivery, &run)
+        .record_delivery(&delivery, &run, &entry)
         .await
         .map_err(HttpError::internal)?
     {
@@ -621,20 +832,6 @@ async fn hook_inner(
                 .into_response(),
         )),
         None => {
-            audit(
-                state,
-                None,
-                &actor,
-                peer,
-                "webhook.push",
-                &id,
-                "accepted",
-                format!(
-                    "{} {} at {} (delivery {delivery})",
-                    push.full_name, push.git_ref, push.after
-                ),
-            )
-            .await?;
             tracing::info!(run = %id, delivery = %delivery, host = host.as_str(), "webhook accepted");
             state.wake.notify_one();
             Ok(("accepted", accepted(&id)))
@@ -957,6 +1154,7 @@ async fn list_waivers(
 /// applies from the next gate step on and survives a restart. 201 with the listed waiver.
 async fn add_waiver(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
@@ -979,12 +1177,40 @@ async fn add_waiver(
         .map_err(waiver_error)?;
     tracing::info!(key = %listed.key, id = %listed.waiver.id, package = %listed.waiver.package,
                    approver = %listed.waiver.approver, by_team = %caller, "waiver added");
+    let w = &listed.waiver;
+    audit(
+        &state,
+        Some(&caller),
+        "",
+        &peer,
+        "waiver.add",
+        &listed.key,
+        "accepted",
+        format!(
+            "{} for {}{}{} until {}, approved by {}: {}",
+            w.id,
+            w.package,
+            w.team
+                .as_deref()
+                .map(|t| format!(" team {t}"))
+                .unwrap_or_default(),
+            w.app
+                .as_deref()
+                .map(|a| format!(" app {a}"))
+                .unwrap_or_default(),
+            w.expires,
+            w.approver,
+            w.reason
+        ),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(listed)).into_response())
 }
 
 /// `DELETE /api/v1/waivers/{key}`: removes a waiver the API added (those of the reviewed file are removed there).
 async fn remove_waiver(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Result<Response, HttpError> {
@@ -992,5 +1218,19 @@ async fn remove_waiver(
     let caller = require_role(&state, &headers, Role::Admin)?;
     let removed = state.pipeline.waivers.remove(&key).map_err(waiver_error)?;
     tracing::info!(%key, id = %removed.id, package = %removed.package, by_team = %caller, "waiver removed");
+    audit(
+        &state,
+        Some(&caller),
+        "",
+        &peer,
+        "waiver.remove",
+        &key,
+        "accepted",
+        format!(
+            "{} for {} (expiring {}, approved by {})",
+            removed.id, removed.package, removed.expires, removed.approver
+        ),
+    )
+    .await?;
     Ok(Json(serde_json::json!({ "removed": key, "waiver": removed })).into_response())
 }

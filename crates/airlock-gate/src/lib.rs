@@ -24,6 +24,7 @@ pub mod init;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod rebase;
 pub mod server;
 pub mod store;
 pub mod ui;

@@ -5,6 +5,7 @@ use airlock_gate::{config::GateConfig, demo, init, server};
 mod cmd_keys;
 mod cmd_policy;
 mod cmd_scan;
+mod cmd_vulndb;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -30,6 +30,7 @@ fn hook(host: &str, auth_header: &str, delivery_header: &str) -> Value {
             "400": error_response("The event is not a valid push"),
             "401": error_response("Missing or wrong signature or token"),
             "404": error_response("This host's webhooks are not configured"),
+            "408": error_response("The body was not received within body_read_timeout_secs; nothing was stored"),
             "413": error_response("The body is larger than max_webhook_bytes"),
             "415": error_response("The body is not application/json")
         }
@@ -76,6 +77,8 @@ pub fn document() -> Value {
             "responses": { "202": { "description": "Stored and queued", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SubmissionAccepted" } } } },
                            "400": error_response("A field is missing or malformed"),
                            "401": error_response("No or unknown token"),
+                           "403": error_response("The app belongs to another team (its airlock.toml, the platform config, or its releases say so)"),
+                           "408": error_response("The body was not received within body_read_timeout_secs; nothing was stored"),
                            "413": error_response("The tarball is larger than max_body_bytes"),
                            "415": error_response("Not multipart/form-data, or `source` is not gzip") } } },
         "/api/v1/runs": { "get": {
@@ -140,6 +143,18 @@ pub fn document() -> Value {
             "responses": { "200": { "description": "removed", "content": { "application/json": { "schema": { "type": "object" } } } },
                            "401": error_response("No or unknown token"), "403": error_response("Not an admin token"),
                            "404": error_response("No such waiver"), "409": error_response("The waiver is in the reviewed file") } } },
+        "/api/v1/rebases": { "post": {
+            "operationId": "rebase", "summary": "Admin-only: rebase a release (or every app's newest on a base) onto a newer approved base of the same lineage, as new releases", "security": bearer,
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",
+                "required": ["onto"],
+                "properties": { "app": { "type": "string" }, "run": { "type": "string" }, "from": { "type": "string" },
+                                "all_on": { "type": "string" }, "onto": { "type": "string" } } } } } },
+            "responses": { "202": { "description": "rebased and queued from the scan step", "content": { "application/json": { "schema": { "type": "object" } } } },
+                           "400": error_response("The request is not valid"),
+                           "401": error_response("No or unknown token"), "403": error_response("Not an admin token"),
+                           "404": error_response("No such app, run or release"),
+                           "409": error_response("The run is not a published release"),
+                           "422": error_response("The platform refuses this rebase (unapproved base, another lineage, already on it)") } } },
         "/api/v1/hooks/github": hook("github", "X-Hub-Signature-256", "X-GitHub-Delivery"),
         "/api/v1/hooks/gitlab": hook("gitlab", "X-Gitlab-Token", "X-Gitlab-Event-UUID"),
         "/api/v1/hooks/gitea": hook("gitea", "X-Gitea-Signature", "X-Gitea-Delivery")

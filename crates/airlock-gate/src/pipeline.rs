@@ -184,9 +184,11 @@ impl Pipeline {
             SourceKind::Git => {
                 // The fetch URL may carry the repository's token (config); it goes to the fetcher only.
                 let url = self.config.fetch_url(&run.source_ref);
+                // An ssh key mapped to the repository is passed to ssh by path, for this fetch only.
+                let ssh = self.config.fetch_ssh_command(&run.source_ref);
                 let (wanted, src2) = (run.commit.clone(), src.clone());
                 let git = tokio::task::spawn_blocking(move || {
-                    airlock_build::fetch_git(&url, &wanted, &src2)
+                    airlock_build::fetch_git_with_ssh(&url, &wanted, &src2, ssh.as_deref())
                 })
                 .await
                 .map_err(fail("fetching"))?
@@ -516,6 +518,14 @@ impl Pipeline {
                 ),
                 base.into(),
             ));
+        }
+        // A rebased release names the image it was made from: its app layers were built by that run.
+        if let Some(from) = run
+            .outputs
+            .pointer("/rebase/from_image")
+            .and_then(Value::as_str)
+        {
+            resolved.push(("oci:rebased-from".into(), from.into()));
         }
         if let Some(b) = build
             .pointer("/builder_image/digest")

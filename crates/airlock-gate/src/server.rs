@@ -83,13 +83,8 @@ pub async fn start(config: GateConfig) -> anyhow::Result<RunningGate> {
         wake: wake.clone(),
         metrics: Arc::new(crate::metrics::Metrics::default()),
     });
-    let server = tokio::spawn(async move {
-        // Connect info gives the audit log the caller's address.
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let header_timeout = Duration::from_secs(pipeline.config.header_read_timeout_secs.max(1));
+    let server = tokio::spawn(serve(listener, app, header_timeout));
     let worker = tokio::spawn(run_worker(pipeline.clone(), wake));
     tracing::info!(%addr, "gate listening");
     Ok(RunningGate {
@@ -98,6 +93,52 @@ pub async fn start(config: GateConfig) -> anyhow::Result<RunningGate> {
         server,
         worker,
     })
+}
+
+/// Accepts connections forever and serves each on its own task.
+///
+/// `axum::serve` gives hyper no timer, so hyper's header-read timeout never fires there: a client that trickles
+/// its request line one byte at a time would hold a connection (and a task) for as long as it likes. Here each
+/// connection gets the timer, and one whose headers take longer than `header_timeout` is closed. The body has its
+/// own deadline ([`crate::http::body_deadline`]).
+pub async fn serve(listener: tokio::net::TcpListener, app: axum::Router, header_timeout: Duration) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning, keep serving.
+                tracing::error!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            // Connect info gives the audit log the caller's address.
+            let service = hyper::service::service_fn(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new());
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(peer = %remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
 }
 
 /// Takes runs off the durable queue one at a time, forever.

@@ -87,7 +87,24 @@ pub struct RunRecord {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where plain reads go. On SQLite a second pool: the write pool has one connection (SQLite has one writer),
+    /// and in WAL mode readers need not queue behind it, so status calls stay fast while webhooks are written.
+    /// On PostgreSQL the same pool.
+    reads: AnyPool,
     sqlite: bool,
+    /// Hands webhook deliveries to the group-commit writer ([`Store::record_delivery`]).
+    intake: tokio::sync::mpsc::Sender<IntakeJob>,
+}
+
+/// Deliveries written in one transaction at most (one commit, one fsync, for all of them).
+const INTAKE_BATCH: usize = 256;
+
+/// One webhook delivery waiting for the group-commit writer.
+struct IntakeJob {
+    delivery_id: String,
+    run: NewRun,
+    audit: crate::audit::AuditEntry,
+    reply: tokio::sync::oneshot::Sender<Result<Option<String>, StoreError>>,
 }
 
 /// The current time as RFC 3339 text, the one time format the store keeps.
@@ -106,28 +123,83 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
+        let connect_err = |source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 1 } else { 8 })
+            .max_connections(if sqlite { 1 } else { 16 })
+            // Every connection of the SQLite pool waits for a locked database instead of failing at once.
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA busy_timeout=5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(url),
-                source,
-            })?;
-        if sqlite {
+            .map_err(connect_err)?;
+        let reads = if sqlite {
             sqlx::query("PRAGMA journal_mode=WAL")
                 .execute(&pool)
                 .await?;
-            sqlx::query("PRAGMA busy_timeout=5000")
-                .execute(&pool)
-                .await?;
             sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+            // Opened after the migrations: the file exists and is in WAL mode by now.
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA busy_timeout=5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await
+                .map_err(connect_err)?
         } else {
             sqlx::migrate!("../../migrations/postgres")
                 .run(&pool)
                 .await?;
-        }
-        Ok(Store { pool, sqlite })
+            pool.clone()
+        };
+        let (intake, rx) = tokio::sync::mpsc::channel(4 * INTAKE_BATCH);
+        tokio::spawn(intake_writer(pool.clone(), sqlite, rx));
+        Ok(Store {
+            pool,
+            reads,
+            sqlite,
+            intake,
+        })
+    }
+
+    /// Records a webhook delivery, its new run and its audit entry, all or nothing; returns the existing run id if
+    /// the delivery was seen before (and then stores nothing).
+    ///
+    /// Deliveries arriving together are written by one writer task in one transaction (group commit): each
+    /// caller gets its answer only after the transaction holding its delivery has committed, so accepted still
+    /// means stored, but a burst of N deliveries costs one commit instead of 2N.
+    pub async fn record_delivery(
+        &self,
+        delivery_id: &str,
+        run: &NewRun,
+        audit: &crate::audit::AuditEntry,
+    ) -> Result<Option<String>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = IntakeJob {
+            delivery_id: delivery_id.to_string(),
+            run: run.clone(),
+            audit: audit.clone(),
+            reply,
+        };
+        let gone = || StoreError::Query(sqlx::Error::PoolClosed);
+        self.intake.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a
@@ -150,6 +222,47 @@ impl Store {
     pub async fn insert_run(&self, run: &NewRun) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         insert_run_in(&mut tx, run).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a run derived from an earlier one (a rebase), in one transaction: it starts in `state` with
+    /// `outputs` set and the steps of `done` (name, detail) already succeeded, so the pipeline picks it up at
+    /// the step after them. With `lease` (owner, seconds) it is leased to the caller, who drives it itself; a
+    /// gate worker sharing the store takes it only if that lease runs out.
+    pub async fn insert_derived_run(
+        &self,
+        run: &NewRun,
+        state: RunState,
+        outputs: &Value,
+        done: &[(&str, &str)],
+        lease: Option<(&str, i64)>,
+    ) -> Result<(), StoreError> {
+        let now = now_rfc3339();
+        let mut tx = self.write_tx().await?;
+        insert_run_in(&mut tx, run).await?;
+        sqlx::query(
+            "UPDATE runs SET state = $1, outputs = $2, lease_owner = $3, lease_until = $4 WHERE id = $5",
+        )
+        .bind(enum_text(&state))
+        .bind(outputs.to_string())
+        .bind(lease.map(|l| l.0))
+        .bind(lease.map(|l| now_unix() + l.1))
+        .bind(&run.id)
+        .execute(&mut *tx)
+        .await?;
+        for (step, detail) in done {
+            sqlx::query(
+                "UPDATE run_steps SET state = 'succeeded', started_at = $1, finished_at = $1, duration_ms = 0, \
+                 detail = $2 WHERE run_id = $3 AND name = $4",
+            )
+            .bind(&now)
+            .bind(*detail)
+            .bind(&run.id)
+            .bind(*step)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -188,7 +301,7 @@ impl Store {
 
     /// Whether the database answers a trivial query (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reads).await?;
         Ok(())
     }
 
@@ -424,7 +537,7 @@ impl Store {
              attempts, cancel_requested, outputs, error_step, error_message, created_at, updated_at FROM runs WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         let state_text: String = row.try_get("state")?;
@@ -470,7 +583,7 @@ impl Store {
             "SELECT name, state, started_at, finished_at, duration_ms, detail FROM run_steps WHERE run_id = $1 ORDER BY position",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let mut steps = Vec::with_capacity(rows.len());
         for row in rows {
@@ -519,7 +632,7 @@ impl Store {
         .bind(filter.team.as_deref().unwrap_or(""))
         .bind(filter.state.map(|s| s.as_str()).unwrap_or(""))
         .bind(filter.limit.clamp(1, 1000))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -531,7 +644,7 @@ impl Store {
     /// How many runs are in each state (states with none are absent).
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
@@ -542,7 +655,7 @@ impl Store {
     pub async fn queue_depth(&self) -> Result<i64, StoreError> {
         let row =
             sqlx::query("SELECT COUNT(*) FROM runs WHERE state = 'queued' AND lease_owner IS NULL")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.reads)
                 .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
@@ -564,7 +677,7 @@ impl Store {
              GROUP BY name ORDER BY name"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         let mut out = Vec::new();
         for row in rows {
@@ -582,12 +695,28 @@ impl Store {
         Ok(out)
     }
 
+    /// The team that owns an app: the team of its newest published run, if it was ever published. Used to refuse
+    /// another team's submission for the app at submit time.
+    pub async fn app_owner(&self, app: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT team FROM runs WHERE app = $1 AND state = 'published' AND team <> '' \
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(app)
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get::<String, _>(0)?),
+            None => None,
+        })
+    }
+
     /// Apps that have runs, with their team and newest published release (for the web UI).
     pub async fn apps(&self) -> Result<Vec<AppSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT app, team, COUNT(*), MAX(created_at) FROM runs WHERE app <> '' GROUP BY app, team ORDER BY app, team",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let mut out = Vec::new();
         for row in rows {
@@ -596,7 +725,7 @@ impl Store {
                 "SELECT id FROM runs WHERE app = $1 AND state = 'published' ORDER BY created_at DESC LIMIT 20",
             )
             .bind(&app)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
             let mut published = Vec::new();
             for r in releases {
@@ -622,37 +751,8 @@ impl Store {
         entry: &crate::audit::AuditEntry,
     ) -> Result<crate::audit::AuditRecord, StoreError> {
         let mut tx = self.write_tx().await?;
-        if !self.sqlite {
-            sqlx::query("SELECT pg_advisory_xact_lock(7365840001)")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (seq, prev_hash) = match last {
-            Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
-            None => (1, crate::audit::GENESIS.to_string()),
-        };
-        let record = crate::audit::AuditRecord::seal(seq, now_rfc3339(), entry.clone(), prev_hash);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(record.seq)
-        .bind(&record.at)
-        .bind(&record.entry.actor)
-        .bind(&record.entry.team)
-        .bind(&record.entry.role)
-        .bind(&record.entry.action)
-        .bind(&record.entry.target)
-        .bind(&record.entry.source_ip)
-        .bind(&record.entry.outcome)
-        .bind(&record.entry.detail)
-        .bind(&record.prev_hash)
-        .bind(&record.hash)
-        .execute(&mut *tx)
-        .await?;
+        let mut chain = AuditChain::lock(&mut tx, self.sqlite).await?;
+        let record = chain.append(&mut tx, entry.clone()).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -669,7 +769,7 @@ impl Store {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         rows.iter()
             .map(|r| {
@@ -701,6 +801,299 @@ impl Store {
             .await?
             .rows_affected())
     }
+}
+
+/// The head of the audit chain inside a write transaction: appends extend it in order.
+struct AuditChain {
+    seq: i64,
+    hash: String,
+}
+
+impl AuditChain {
+    /// Locks the chain for this transaction (an advisory lock on PostgreSQL; SQLite's write lock is already
+    /// held) and reads its head.
+    async fn lock(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        sqlite: bool,
+    ) -> Result<AuditChain, StoreError> {
+        if !sqlite {
+            sqlx::query("SELECT pg_advisory_xact_lock(7365840001)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(match last {
+            Some(row) => AuditChain {
+                seq: row.try_get::<i64, _>(0)?,
+                hash: row.try_get::<String, _>(1)?,
+            },
+            None => AuditChain {
+                seq: 0,
+                hash: crate::audit::GENESIS.to_string(),
+            },
+        })
+    }
+
+    /// The next record of the chain, which the caller inserts in this order in the same transaction.
+    fn seal(&mut self, entry: crate::audit::AuditEntry) -> crate::audit::AuditRecord {
+        let record =
+            crate::audit::AuditRecord::seal(self.seq + 1, now_rfc3339(), entry, self.hash.clone());
+        self.seq = record.seq;
+        self.hash = record.hash.clone();
+        record
+    }
+
+    async fn append(
+        &mut self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        entry: crate::audit::AuditEntry,
+    ) -> Result<crate::audit::AuditRecord, StoreError> {
+        let record = self.seal(entry);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(record.seq)
+        .bind(&record.at)
+        .bind(&record.entry.actor)
+        .bind(&record.entry.team)
+        .bind(&record.entry.role)
+        .bind(&record.entry.action)
+        .bind(&record.entry.target)
+        .bind(&record.entry.source_ip)
+        .bind(&record.entry.outcome)
+        .bind(&record.entry.detail)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
+        .execute(&mut **tx)
+        .await?;
+        Ok(record)
+    }
+}
+
+/// The group-commit writer of webhook deliveries: takes whatever is waiting (up to [`INTAKE_BATCH`]) and writes
+/// it in one transaction, then answers each caller. Ends when every `Store` handle is gone.
+async fn intake_writer(
+    pool: AnyPool,
+    sqlite: bool,
+    mut rx: tokio::sync::mpsc::Receiver<IntakeJob>,
+) {
+    let mut batch = Vec::with_capacity(INTAKE_BATCH);
+    while rx.recv_many(&mut batch, INTAKE_BATCH).await > 0 {
+        match write_deliveries(&pool, sqlite, &batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // One bad delivery must not fail its neighbours: write each alone, each gets its own answer.
+                tracing::warn!(error = %e, deliveries = batch.len(), "batched intake write failed; writing one by one");
+                for job in batch.drain(..) {
+                    let result = write_deliveries(&pool, sqlite, std::slice::from_ref(&job))
+                        .await
+                        .map(|mut v| v.pop().flatten());
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Writes deliveries with their runs and audit entries in one transaction; per delivery, the existing run id
+/// when it was a redelivery (also of one earlier in the same batch).
+///
+/// A handful of multi-row statements per batch, whatever its size: on PostgreSQL every statement is a round trip,
+/// so writing row by row would cost the batch what batching saved.
+async fn write_deliveries(
+    pool: &AnyPool,
+    sqlite: bool,
+    jobs: &[IntakeJob],
+) -> Result<Vec<Option<String>>, StoreError> {
+    use std::collections::{HashMap, HashSet};
+    let mut tx = if sqlite {
+        pool.begin_with("BEGIN IMMEDIATE").await?
+    } else {
+        pool.begin().await?
+    };
+    // A redelivery inside the batch answers with the run of the first job carrying its id.
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    let mut firsts = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if !first_of.contains_key(job.delivery_id.as_str()) {
+            first_of.insert(&job.delivery_id, i);
+            firsts.push(i);
+        }
+    }
+    // Same order in every transaction, so two replicas inserting overlapping batches cannot deadlock.
+    firsts.sort_by(|a, b| jobs[*a].delivery_id.cmp(&jobs[*b].delivery_id));
+    let now = now_rfc3339();
+    let rows = |n: usize, width: usize| -> String {
+        (0..n)
+            .map(|r| {
+                let cols: Vec<String> =
+                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The deliveries first: ON CONFLICT leaves out those already stored (by an earlier batch or another replica,
+    // whose insert this one waits for on PostgreSQL), and RETURNING says which rows are new.
+    let sql = format!(
+        "INSERT INTO deliveries (delivery_id, run_id, received_at) VALUES {} ON CONFLICT (delivery_id) DO NOTHING \
+         RETURNING delivery_id",
+        rows(firsts.len(), 3)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for &i in &firsts {
+        query = query
+            .bind(&jobs[i].delivery_id)
+            .bind(&jobs[i].run.id)
+            .bind(&now);
+    }
+    let mut inserted = HashSet::new();
+    for row in query.fetch_all(&mut *tx).await? {
+        inserted.insert(row.try_get::<String, _>(0)?);
+    }
+    let seen: Vec<&str> = firsts
+        .iter()
+        .map(|&i| jobs[i].delivery_id.as_str())
+        .filter(|d| !inserted.contains(*d))
+        .collect();
+    let mut existing = HashMap::new();
+    if !seen.is_empty() {
+        let params: Vec<String> = (1..=seen.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT delivery_id, run_id FROM deliveries WHERE delivery_id IN ({})",
+            params.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for d in &seen {
+            query = query.bind(*d);
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            existing.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+        }
+    }
+    let new_runs: Vec<&IntakeJob> = firsts
+        .iter()
+        .map(|&i| &jobs[i])
+        .filter(|j| inserted.contains(&j.delivery_id))
+        .collect();
+    if !new_runs.is_empty() {
+        let sql = format!(
+            "INSERT INTO runs (id, app, team, state, source_kind, source_ref, repository, commit_sha, branch, author, \
+             outputs, created_at, updated_at) VALUES {}",
+            (0..new_runs.len())
+                .map(|r| {
+                    let p = |c: usize| format!("${}", r * 11 + c);
+                    format!(
+                        "({}, {}, {}, 'queued', {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5),
+                        p(6),
+                        p(7),
+                        p(8),
+                        p(9),
+                        p(10),
+                        p(11),
+                        p(11)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for job in &new_runs {
+            let run = &job.run;
+            query = query
+                .bind(&run.id)
+                .bind(&run.app)
+                .bind(&run.team)
+                .bind(run.source_kind.as_str())
+                .bind(&run.source_ref)
+                .bind(&run.repository)
+                .bind(&run.commit)
+                .bind(&run.branch)
+                .bind(&run.author)
+                .bind(
+                    serde_json::json!({ "source": { "commit_time": run.commit_time } }).to_string(),
+                )
+                .bind(&now);
+        }
+        query.execute(&mut *tx).await?;
+        let steps = crate::pipeline::STEPS;
+        let sql = format!(
+            "INSERT INTO run_steps (run_id, name, position, state) VALUES {}",
+            (0..new_runs.len())
+                .flat_map(|r| {
+                    (0..steps.len()).map(move |i| {
+                        format!(
+                            "(${}, ${}, {i}, 'pending')",
+                            r * (steps.len() + 1) + 1,
+                            r * (steps.len() + 1) + i + 2
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for job in &new_runs {
+            query = query.bind(&job.run.id);
+            for step in steps {
+                query = query.bind(step);
+            }
+        }
+        query.execute(&mut *tx).await?;
+        let mut chain = AuditChain::lock(&mut tx, sqlite).await?;
+        let records: Vec<crate::audit::AuditRecord> = new_runs
+            .iter()
+            .map(|job| chain.seal(job.audit.clone()))
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash) \
+             VALUES {}",
+            rows(records.len(), 12)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for record in &records {
+            query = query
+                .bind(record.seq)
+                .bind(&record.at)
+                .bind(&record.entry.actor)
+                .bind(&record.entry.team)
+                .bind(&record.entry.role)
+                .bind(&record.entry.action)
+                .bind(&record.entry.target)
+                .bind(&record.entry.source_ip)
+                .bind(&record.entry.outcome)
+                .bind(&record.entry.detail)
+                .bind(&record.prev_hash)
+                .bind(&record.hash);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let first = first_of[job.delivery_id.as_str()];
+            match (first == i, inserted.contains(&job.delivery_id)) {
+                (true, true) => None,
+                (false, true) => Some(jobs[first].run.id.clone()),
+                // Stored before this batch: the stored run (always found: the row exists, it conflicted).
+                (_, false) => existing.get(&job.delivery_id).cloned(),
+            }
+        })
+        .collect())
 }
 
 /// Which runs to list.
@@ -755,16 +1148,19 @@ async fn insert_run_in(
     .bind(&now)
     .execute(&mut **conn)
     .await?;
-    for (position, step) in crate::pipeline::STEPS.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO run_steps (run_id, name, position, state) VALUES ($1, $2, $3, 'pending')",
-        )
-        .bind(&run.id)
-        .bind(*step)
-        .bind(position as i64)
-        .execute(&mut **conn)
-        .await?;
+    // One statement for all steps: intake is on the webhook hot path.
+    let mut sql = String::from("INSERT INTO run_steps (run_id, name, position, state) VALUES ");
+    for i in 0..crate::pipeline::STEPS.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("($1, ${}, {i}, 'pending')", i + 2));
     }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&run.id);
+    for step in crate::pipeline::STEPS {
+        query = query.bind(step);
+    }
+    query.execute(&mut **conn).await?;
     Ok(())
 }
 

@@ -178,7 +178,8 @@ pub fn route<'a>(config: &'a WebhookConfig, push: &Push) -> Route<'a> {
         .find(|r| r.matches(&push.full_name, &push.clone_url))
     else {
         return Route::Ignore(format!(
-            "repository {} is not mapped to an app on this gate",
+            "repository {} is not mapped to an app on this gate, so this push started nothing; an operator maps \
+             it under [[webhooks.repositories]] in the gate's config (repository, app, team)",
             push.full_name
         ));
     };
@@ -218,6 +219,8 @@ mod tests {
             clone_url: None,
             fetch_token: None,
             fetch_user: None,
+            ssh_key_file: None,
+            ssh_known_hosts: None,
         }
     }
 

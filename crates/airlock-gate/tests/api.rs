@@ -77,6 +77,8 @@ async fn start(database_url: Option<String>) -> Gate {
             clone_url: None,
             fetch_token: None,
             fetch_user: None,
+            ssh_key_file: None,
+            ssh_known_hosts: None,
         },
         RepositoryConfig {
             repository: "acme/shop".into(),
@@ -87,6 +89,8 @@ async fn start(database_url: Option<String>) -> Gate {
             clone_url: None,
             fetch_token: None,
             fetch_user: None,
+            ssh_key_file: None,
+            ssh_known_hosts: None,
         },
     ];
     let gate = server::start(config).await.expect("gate starts");
@@ -118,6 +122,44 @@ async fn submit(gate: &Gate, token: &str) -> String {
         .await
         .expect("accepted")
         .run_id
+}
+
+/// Submits a tree whose airlock.toml declares `app` of `team`; returns the HTTP status and the error body.
+async fn submit_app(gate: &Gate, token: &str, app: &str, team: &str) -> (u16, Value) {
+    let src = tempfile::tempdir().expect("src");
+    std::fs::write(
+        src.path().join("airlock.toml"),
+        format!("[app]\nname = \"{app}\"\nteam = \"{team}\"\n"),
+    )
+    .expect("write");
+    let packed = airlock_cli::pack::pack_dir(src.path()).expect("pack");
+    let part = reqwest::multipart::Part::bytes(packed.tarball.clone())
+        .file_name("source.tar.gz")
+        .mime_str("application/gzip")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new()
+        .text("repository", "acme/whatever")
+        .text("commit", "0".repeat(40))
+        .part("source", part);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/submissions", gate.url))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Every file under the gate's stored sources (to show a refused submission keeps nothing).
+fn stored_sources(gate: &Gate) -> Vec<String> {
+    std::fs::read_dir(gate._dir.path().join("sources"))
+        .map(|rd| {
+            rd.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
@@ -283,11 +325,49 @@ async fn roles_and_audit(gate: &Gate) {
         200
     );
 
-    // Every submission is in the audit log: who, what, on what, from where.
+    // A developer's submission for another team's app is refused at submit time with a sentence, whether its
+    // airlock.toml names the other team or claims the app (mapped to payments in the config) for its own team;
+    // nothing is stored. Its own team's app is accepted.
+    let sources_before = stored_sources(gate);
+    let (status, body) = submit_app(gate, &t.retail, "hello", "payments").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "wrong_team");
+    let msg = body["error"].as_str().unwrap_or("");
+    assert!(
+        msg.contains(r#"belongs to team "payments""#)
+            && msg.contains("submit with a token of team"),
+        "{msg}"
+    );
+    let (status, body) = submit_app(gate, &t.retail, "hello", "retail").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the platform config maps it to that team"),
+        "{body}"
+    );
+    assert_eq!(stored_sources(gate), sources_before);
+    assert_eq!(run_ids(gate, &t.retail, "").await, (200, vec![ret.clone()]));
+    let (status, body) = submit_app(gate, &t.retail, "shop", "retail").await;
+    assert_eq!(status, 202, "{body}");
+    let shop = body["run_id"].as_str().expect("run id").to_string();
+
+    // Every submission is in the audit log: who, what, on what, from where; refused ones too.
     let lines = audit_lines(gate).await;
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l["action"] == "run.submit" && l["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{lines:?}");
+    assert_eq!(
+        (refused[0]["actor"].as_str(), refused[0]["target"].as_str()),
+        (Some("retail token"), Some("hello"))
+    );
     let submits: Vec<_> = lines
         .iter()
-        .filter(|l| l["action"] == "run.submit")
+        .filter(|l| l["action"] == "run.submit" && l["outcome"] == "accepted")
+        .filter(|l| l["target"] != shop.as_str())
         .collect();
     assert_eq!(submits.len(), 2, "{lines:?}");
     assert_eq!(submits[0]["team"], "payments");
@@ -384,6 +464,15 @@ async fn webhooks_and_metrics(gate: &Gate) {
         assert_eq!(resp.status(), 202, "{event}");
         let why: Value = resp.json().await.expect("json");
         assert!(why["ignored"].is_string(), "{event}: {why}");
+        if body.contains("acme/unknown") {
+            // An unmapped repository is told so, with what the operator does about it.
+            let text = why["ignored"].as_str().unwrap_or("");
+            assert!(
+                text.contains("acme/unknown is not mapped")
+                    && text.contains("[[webhooks.repositories]]"),
+                "{text}"
+            );
+        }
     }
 
     // Gitea: the HMAC must match; a tag push starts a run where tags are configured.

@@ -181,6 +181,43 @@ async fn admin_adds_lists_and_removes_waivers_and_they_survive_a_restart() {
     assert_eq!(status, 404, "{gone}");
     let (_, listed) = gate.call(get, "", ADMIN, None).await;
     assert_eq!(listed["waivers"].as_array().unwrap().len(), 1);
+
+    // The add and the remove are in the audit log (who, what, when, from where), across the restart; the
+    // refused add (409) and the refused remove of the file's waiver changed nothing and are not.
+    let audit = gate
+        .http
+        .get(format!("http://{}/api/v1/audit", gate.running.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("audit answers")
+        .text()
+        .await
+        .expect("text");
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .filter(|l: &Value| l["action"].as_str().unwrap_or("").starts_with("waiver."))
+        .collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert_eq!(
+        (lines[0]["action"].as_str(), lines[1]["action"].as_str()),
+        (Some("waiver.add"), Some("waiver.remove"))
+    );
+    for line in &lines {
+        assert_eq!(line["target"], key.as_str(), "{line}");
+        assert_eq!(line["team"], "platform", "{line}");
+        assert_eq!(line["role"], "admin", "{line}");
+        assert_eq!(line["source_ip"], "127.0.0.1", "{line}");
+        assert!(line["at"].as_str().is_some_and(|t| t.len() >= 20), "{line}");
+    }
+    let detail = lines[0]["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("PYSEC-2023-74")
+            && detail.contains("requests")
+            && detail.contains("security@example.com"),
+        "{detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
