@@ -127,6 +127,15 @@ impl Target {
         }
     }
 
+    /// Why the release running for `app` in `env` has not rolled out yet, as the last [`Target::drift`]
+    /// saw it; only the Kubernetes target has rollouts (the others are done once written).
+    pub fn rollout_pending(&self, env: &str, app: &str) -> Option<String> {
+        match self {
+            Target::Kubernetes(t) => t.rollout_pending(env, app),
+            Target::Directory(_) | Target::Git(_) => None,
+        }
+    }
+
     /// Every applied release: (environment, record).
     pub async fn list(&self) -> Result<Vec<(String, ReleaseRecord)>, TargetError> {
         match self {

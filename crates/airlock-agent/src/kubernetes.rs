@@ -25,7 +25,11 @@
 //! Rollout: after applying, every Deployment of the release is polled until its `observedGeneration`
 //! has reached its `generation`, `updatedReplicas` equals the desired replicas and its `Available`
 //! condition is `True`; a `ProgressDeadlineExceeded` condition or the configured timeout fails the apply
-//! with what the Deployment reported.
+//! with what the Deployment reported. The objects are applied and labelled by then, so later cycles see
+//! the release as deployed: [`KubernetesTarget::drift`] therefore also checks the rollout of the current
+//! release's Deployments on the objects it lists anyway (no extra request) and keeps what it found for
+//! [`KubernetesTarget::rollout_pending`], so the sync keeps reporting an unfinished rollout as an error,
+//! without applying again, until the Deployment becomes available.
 //!
 //! The agent's own status file (last sync, last errors) is local, under the state directory
 //! ([`KubernetesSpec::state_dir`]); what is deployed is only ever read from the cluster.
@@ -46,7 +50,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Field manager of every server-side apply.
@@ -562,12 +566,45 @@ fn rollout_state(obj: &Value) -> Result<(), (bool, String)> {
     }
 }
 
+/// Why the Deployments of release `sequence` among `live` have not rolled out, as one sentence naming
+/// each (`None` when all are available, or the release has none).
+fn pending_rollout(
+    env: &str,
+    app: &str,
+    sequence: u64,
+    live: &[(ObjectRef, ReleaseRecord, DynamicObject)],
+) -> Option<String> {
+    let mut states = Vec::new();
+    for (id, record, obj) in live {
+        if id.kind != "Deployment" || record.sequence != sequence {
+            continue;
+        }
+        let state = match serde_json::to_value(obj) {
+            Ok(value) => match rollout_state(&value) {
+                Ok(()) => continue,
+                Err((_, state)) => state,
+            },
+            Err(e) => format!("its status cannot be read: {e}"),
+        };
+        states.push(format!("{id}: {state}"));
+    }
+    (!states.is_empty()).then(|| {
+        format!(
+            "release {sequence} of {app} in {env} has not rolled out: {}",
+            states.join("; ")
+        )
+    })
+}
+
 /// A cluster reached through a kubeconfig context or the in-cluster config.
 #[derive(Clone)]
 pub struct KubernetesTarget {
     spec: KubernetesSpec,
     state_dir: PathBuf,
     client: Arc<tokio::sync::OnceCell<Client>>,
+    /// Per (environment, app): why the current release has not rolled out, as the last
+    /// [`KubernetesTarget::drift`] saw it. Shared by clones, like the client.
+    rollouts: Arc<Mutex<BTreeMap<(String, String), String>>>,
 }
 
 impl fmt::Debug for KubernetesTarget {
@@ -587,6 +624,7 @@ impl KubernetesTarget {
             state_dir: spec.resolved_state_dir(),
             spec,
             client: Arc::new(tokio::sync::OnceCell::new()),
+            rollouts: Arc::default(),
         }
     }
 
@@ -874,8 +912,10 @@ impl KubernetesTarget {
             .max_by_key(|r| r.sequence)
             .cloned()
         else {
+            self.note_rollout(env, app, None);
             return Ok(None);
         };
+        self.note_rollout(env, app, pending_rollout(env, app, current.sequence, &live));
         // The object list of the current release, from any of its objects still there.
         let mut expected: Option<BTreeSet<ObjectRef>> = None;
         for (id, record, obj) in &live {
@@ -958,6 +998,31 @@ impl KubernetesTarget {
             }
         }
         Ok((!parts.is_empty()).then(|| parts.join(", ")))
+    }
+
+    /// Why the release running for `app` in `env` has not rolled out (`release N of APP in ENV has not
+    /// rolled out: …`), as seen by the last [`KubernetesTarget::drift`] of this target; `None` when its
+    /// Deployments were available then. No request: drift already lists the Deployments, and a rollout
+    /// that failed or timed out must keep being reported without the release being applied again.
+    pub fn rollout_pending(&self, env: &str, app: &str) -> Option<String> {
+        self.rollouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(env.to_string(), app.to_string()))
+            .cloned()
+    }
+
+    fn note_rollout(&self, env: &str, app: &str, pending: Option<String>) {
+        let mut rollouts = self.rollouts.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (env.to_string(), app.to_string());
+        match pending {
+            Some(state) => {
+                rollouts.insert(key, state);
+            }
+            None => {
+                rollouts.remove(&key);
+            }
+        }
     }
 
     /// Every release applied in the cluster: (environment, record), found by the agent's labels.
@@ -1140,6 +1205,34 @@ mod tests {
             failed && state.contains("ProgressDeadlineExceeded"),
             "{state}"
         );
+    }
+
+    #[test]
+    fn pending_rollout_names_only_unavailable_deployments_of_the_current_release() {
+        let object = |kind: &str, name: &str, sequence: u64, available: &str| {
+            let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "shop", "generation": 1},
+                "spec": {"replicas": 1},
+                "status": {"observedGeneration": 1, "updatedReplicas": 1,
+                    "conditions": [{"type": "Available", "status": available}]}
+            }))
+            .unwrap();
+            (live_ref(kind, &obj), record(sequence), obj)
+        };
+        let live = vec![
+            object("Deployment", "web", 4, "True"),
+            object("Deployment", "worker", 4, "False"),
+            // An older release's leftover and a kind without rollouts are not the release's rollout.
+            object("Deployment", "old", 3, "False"),
+            object("Service", "web", 4, "False"),
+        ];
+        assert_eq!(
+            pending_rollout("staging", "hello", 4, &live).as_deref(),
+            Some(
+                "release 4 of hello in staging has not rolled out: Deployment shop/worker: Available=False"
+            )
+        );
+        assert_eq!(pending_rollout("staging", "hello", 4, &live[..1]), None);
     }
 
     #[test]

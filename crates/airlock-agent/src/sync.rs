@@ -272,6 +272,9 @@ pub struct Agent {
     seen: HashSet<(String, Digest)>,
     counted_refusals: HashSet<(String, String)>,
     evidence_done: HashSet<(String, u64)>,
+    // Releases seen applied but not yet rolled out: their health starts when the rollout completes,
+    // not when they were applied, so a slow rollout does not count toward a later environment's soak.
+    rollout_seen_pending: HashSet<(String, u64)>,
     revocations: Option<VerifiedRevocations>,
     revocations_seen: Option<u64>,
     rescanner: crate::rescan::Rescanner,
@@ -335,6 +338,7 @@ impl Agent {
             seen: HashSet::new(),
             counted_refusals: HashSet::new(),
             evidence_done: HashSet::new(),
+            rollout_seen_pending: HashSet::new(),
             revocations: None,
             revocations_seen: None,
             rescanner: crate::rescan::Rescanner::default(),
@@ -393,6 +397,8 @@ impl Agent {
         }
         for app in &report.unchanged {
             let mut s = entry(status, app);
+            // Unchanged is a successful sync of the app: an earlier failure (e.g. a rollout) is over.
+            s.last_error = None;
             s.waiting = None;
             status.apps.insert(app.clone(), s);
         }
@@ -815,10 +821,23 @@ impl Agent {
             if let Err(e) = self.reconcile(store.as_ref(), app, current, report).await {
                 return AppOutcome::Failed(e);
             }
-            self.publish_health(app, current).await;
+            // A release applied but not rolled out (timed out, or ProgressDeadlineExceeded) stays an
+            // error until it is available, and is no evidence of health; a newer release may still fix it.
+            let pending = self.target.rollout_pending(&env, app);
+            let key = (app.to_string(), current.sequence);
+            if pending.is_some() {
+                self.rollout_seen_pending.insert(key);
+            } else if self.rollout_seen_pending.remove(&key) {
+                let mut rolled_out = current.clone();
+                rolled_out.applied_at = now_rfc3339();
+                self.publish_health(app, &rolled_out).await;
+            } else {
+                self.publish_health(app, current).await;
+            }
+            let settled = pending.map_or(AppOutcome::Unchanged, AppOutcome::Failed);
             let floor = current.anti_rollback_floor();
             if newest == current.sequence {
-                return AppOutcome::Unchanged;
+                return settled;
             }
             if newest < current.sequence {
                 return refuse(
@@ -832,7 +851,7 @@ impl Agent {
             if newest <= floor {
                 // A recorded rollback holds releases up to the one rolled back from.
                 tracing::debug!(app, newest, floor, "held back by a recorded rollback");
-                return AppOutcome::Unchanged;
+                return settled;
             }
         }
 

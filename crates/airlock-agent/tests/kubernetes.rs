@@ -11,17 +11,19 @@
 //! Everything else is real: releases are rendered by airlock-manifest, signed and published into an OCI
 //! layout by airlock-sign, and verified by the agent.
 
+use airlock_agent::evidence::{EvidenceCheck, check_evidence, has_evidence};
 use airlock_agent::metrics::Counter;
 use airlock_agent::{
-    Agent, KubernetesSpec, Metrics, SourceSpec, SyncConfig, TargetSpec, load_trust,
+    Agent, EvidenceConfig, KubernetesSpec, Metrics, SourceOptions, SourceSpec, SyncConfig,
+    TargetSpec, load_trust,
 };
 use airlock_descriptor::{AppDescriptor, Resources};
 use airlock_manifest::{EnvironmentSettings, RenderMeta, render};
 use airlock_oci::{Descriptor, Digest, ImageManifest, LayoutRoot, OciLayout, Store, media_type};
 use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1, VULN};
 use airlock_sign::{
-    ReleaseConfig, ReleaseImage, SigningKey, attach_attestations, publish_release, sign_envelope,
-    sign_manifest, statement,
+    ReleaseConfig, ReleaseImage, SigningKey, TrustSet, attach_attestations, publish_release,
+    sign_envelope, sign_manifest, statement,
 };
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -319,6 +321,18 @@ impl StandIn {
         c.objects
             .get(&(plural.to_string(), NAMESPACE.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// Sets the status of the app's Deployment, as its controller would: `None` marks it Available.
+    fn set_deployment_status(&self, status: Option<Value>) {
+        let mut c = self.cluster.lock().unwrap();
+        let key = (
+            "deployments".to_string(),
+            NAMESPACE.to_string(),
+            APP.to_string(),
+        );
+        let obj = c.objects.get_mut(&key).expect("the Deployment was applied");
+        obj["status"] = status.unwrap_or_else(|| ready_status(obj));
     }
 
     fn kinds(&self) -> Vec<String> {
@@ -659,6 +673,155 @@ async fn rollout_that_never_becomes_available_fails_the_sync_with_the_reason() {
             .is_some_and(|e| e.contains("did not finish")),
         "{status:?}"
     );
+}
+
+/// The requests of one cycle, in order, as `METHOD path [dry run]`.
+fn request_lines(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| {
+            let dry = if r.is_dry_run() { " (dry run)" } else { "" };
+            format!("{} {}{dry}", r.method, r.path)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn unfinished_rollout_is_reported_every_cycle_until_the_deployment_is_available() {
+    let world = World::new();
+    let standin = StandIn::start(world.dir.path()).await;
+    standin.cluster.lock().unwrap().hold_rollouts = true;
+    let spec = standin.spec(world.dir.path(), Duration::from_secs(1));
+    let metrics = Arc::new(Metrics::default());
+    // This environment publishes health evidence, which a later environment's soak counts from.
+    let agent_key = SigningKey::generate();
+    let trust = TrustSet::new(vec![agent_key.public_key()]);
+    let evidence_dir = world.dir.path().join("evidence");
+    let mut config = world.config(spec);
+    config.evidence = Some(EvidenceConfig {
+        store: SourceSpec::Layout(evidence_dir.clone()),
+        options: SourceOptions::default(),
+        key: Some(agent_key),
+        trust: trust.clone(),
+    });
+    let mut agent = Agent::new(config, metrics.clone()).unwrap();
+    let last_error = |agent: &Agent| agent.target().read_status(ENV).apps[APP].last_error.clone();
+    let evidence_store = LayoutRoot::open_or_create(&evidence_dir)
+        .unwrap()
+        .repo(APP)
+        .unwrap();
+
+    // Cycle 1: the rollout times out; the objects are applied and labelled anyway.
+    world.publish(1, false).await;
+    let report = agent.sync().await.unwrap();
+    assert_eq!(report.exit_code(), 2, "{report:?}");
+    assert!(
+        report.failed[0].error.contains("did not finish within 1 s"),
+        "{report:?}"
+    );
+    standin.take_requests();
+
+    // Cycle 2: release 1 counts as deployed now, but the sync still fails for it and says why, without
+    // applying again, waiting again, or calling it drift.
+    let report = agent.sync().await.unwrap();
+    assert_eq!(report.exit_code(), 2, "{report:?}");
+    assert!(
+        report.unchanged.is_empty() && report.applied.is_empty() && report.corrected.is_empty(),
+        "{report:?}"
+    );
+    let error = &report.failed[0].error;
+    assert!(
+        error.starts_with(
+            "release 1 of hello in staging has not rolled out: Deployment shop-staging/hello: "
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains("Available=False (MinimumReplicasUnavailable)"),
+        "{error}"
+    );
+    assert!(
+        last_error(&agent).is_some_and(|e| e.contains("has not rolled out")),
+        "the status lost the failure: {:?}",
+        agent.target().read_status(ENV)
+    );
+    assert_eq!(metrics.get(ENV, Counter::Drift), 0);
+    assert!(
+        !has_evidence(&evidence_store, ENV, 1).await.unwrap(),
+        "a release that has not rolled out was published as healthy"
+    );
+    let pending_cycle = request_lines(&standin.take_requests());
+    assert!(
+        !pending_cycle
+            .iter()
+            .any(|r| r.starts_with("PATCH") && !r.ends_with("(dry run)")),
+        "applied again: {pending_cycle:?}"
+    );
+    assert!(
+        !pending_cycle
+            .iter()
+            .any(|r| r.starts_with("DELETE") || r.starts_with("GET /apis/apps/v1/namespaces/")),
+        "pruned or polled the rollout again: {pending_cycle:?}"
+    );
+
+    // The Deployment's controller gives up: the reason changes to what it reported.
+    standin.set_deployment_status(Some(json!({"observedGeneration": 1, "updatedReplicas": 0,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": "ReplicaSet \"hello-1\" has timed out progressing."}]})));
+    let report = agent.sync().await.unwrap();
+    assert_eq!(report.exit_code(), 2, "{report:?}");
+    let error = &report.failed[0].error;
+    assert!(
+        error.contains("has not rolled out")
+            && error.contains("Progressing=False (ProgressDeadlineExceeded)"),
+        "{error}"
+    );
+    standin.take_requests();
+
+    // It becomes available: the next cycle is clean, and clears the status by itself.
+    standin.set_deployment_status(None);
+    let available_from = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let report = agent.sync().await.unwrap();
+    assert_eq!(report.exit_code(), 0, "{report:?}");
+    assert_eq!(report.unchanged, [APP], "{report:?}");
+    assert!(report.corrected.is_empty(), "{report:?}");
+    assert_eq!(last_error(&agent), None);
+    // Reporting the rollout cost no request an idle cycle does not make.
+    let clean_cycle = request_lines(&standin.take_requests());
+    assert_eq!(pending_cycle, clean_cycle);
+    // Healthy since the rollout completed, not since the apply: the slow rollout is no soak time.
+    let deployed = agent.target().deployed(ENV, APP).await.unwrap().unwrap();
+    let release_digest = Digest::parse(&deployed.release_digest).unwrap();
+    match check_evidence(&evidence_store, APP, ENV, 1, &release_digest, &trust).await {
+        EvidenceCheck::Healthy(since) => assert!(
+            since >= available_from,
+            "healthy since {since}, but it rolled out at {available_from}"
+        ),
+        other => panic!("no health evidence after the rollout: {other:?}"),
+    }
+
+    // A release stuck again does not block the next one, which is what fixes it.
+    world.publish(2, false).await;
+    let report = agent.sync().await.unwrap();
+    assert!(
+        report.failed[0].error.contains("did not finish"),
+        "{report:?}"
+    );
+    let report = agent.sync().await.unwrap();
+    assert!(
+        report.failed[0].error.starts_with("release 2 of hello"),
+        "{report:?}"
+    );
+    standin.cluster.lock().unwrap().hold_rollouts = false;
+    world.publish(3, false).await;
+    let report = agent.sync().await.unwrap();
+    assert_eq!(report.exit_code(), 0, "{report:?}");
+    assert_eq!(report.applied[0].sequence, 3, "{report:?}");
+    assert_eq!(last_error(&agent), None);
+    let report = agent.sync().await.unwrap();
+    assert_eq!(report.unchanged, [APP], "{report:?}");
 }
 
 #[tokio::test]
