@@ -25,8 +25,14 @@ pub struct GitSource {
 }
 
 /// Fetches `commit_or_ref` (a full commit id, `HEAD`, a branch or tag name, or a full ref name) from `url`
-/// (`file://`, a local path, or any transport gix supports) and writes that commit's tree into `dest`,
-/// which must not exist or be empty. On error `dest` is removed.
+/// (`file://`, a local path, `ssh://`, or `http(s)://`) and writes that commit's tree into `dest`, which must
+/// not exist or be empty. On error `dest` is removed.
+///
+/// An `https://user:token@host/...` URL fetches with that token as HTTP Basic auth (how GitHub, GitLab and
+/// Gitea take access tokens). The token is given to gix only through an in-memory credential callback:
+/// never through the environment, argv, a git config file or the host's credential helpers, and errors name
+/// the URL with `***` for it. A refused token is a [`SourceError::Git`] saying "authentication failed".
+/// Credentials are never sent over plain `http://` (gix refuses, an error) except in this crate's test builds.
 pub fn fetch_git(url: &str, commit_or_ref: &str, dest: &Path) -> Result<GitSource, SourceError> {
     fetch_git_with_ssh(url, commit_or_ref, dest, None)
 }
@@ -42,7 +48,17 @@ pub fn fetch_git_with_ssh(
     ssh_command: Option<&str>,
 ) -> Result<GitSource, SourceError> {
     prepare_dest(dest)?;
-    let result = fetch_inner(url, commit_or_ref, dest, ssh_command);
+    // The token leaves the URL here: gix gets it only through the credential callback below, so it is never
+    // written to the temporary repository's config nor quoted by gix in an error.
+    let (fetch_url, credentials) = split_http_credentials(url);
+    let result = fetch_inner(
+        &fetch_url,
+        url,
+        credentials.as_ref(),
+        commit_or_ref,
+        dest,
+        ssh_command,
+    );
     if result.is_err() {
         let _ = fs::remove_dir_all(dest);
     }
@@ -65,6 +81,109 @@ fn git_err(url: &str, rev: &str, what: &str, e: impl std::error::Error) -> Sourc
         url: redact_url(url),
         rev: rev.to_string(),
         message,
+    }
+}
+
+/// A username and password (a repository token) for HTTP Basic auth, taken out of an `http(s)://` URL.
+#[derive(Clone)]
+struct HttpCredentials {
+    username: String,
+    password: String,
+}
+
+// Hand-written so that a `{:?}` anywhere (a debug log, a panic message) cannot print the token.
+impl std::fmt::Debug for HttpCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Splits `user:password@` off an `http://` or `https://` URL. Other URLs (ssh, file, paths) and http URLs
+/// without a password come back unchanged: for ssh the user info is the login name, not a secret.
+/// The user info is percent-decoded as in any URL; a raw token (what the gate writes) has no `%` and passes
+/// unchanged. The host part starts after the *last* `@`, so a raw `@` or `:` in the token does not move it.
+fn split_http_credentials(url: &str) -> (String, Option<HttpCredentials>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url.to_string(), None);
+    };
+    let scheme = url[..scheme_end].to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return (url.to_string(), None);
+    }
+    let rest = &url[scheme_end + 3..];
+    // The last `@` ends the user info, as in `redact_url`: a raw token may itself hold `@`, `:` or `/`.
+    let Some(at) = rest.rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let Some((user, password)) = rest[..at].split_once(':') else {
+        return (url.to_string(), None);
+    };
+    if password.is_empty() {
+        return (url.to_string(), None);
+    }
+    let stripped = format!("{}://{}", &url[..scheme_end], &rest[at + 1..]);
+    (
+        stripped,
+        Some(HttpCredentials {
+            username: percent_decode(user),
+            password: percent_decode(password),
+        }),
+    )
+}
+
+/// Decodes `%XX` escapes; anything else (including a `%` not followed by two hex digits) is kept as is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The credential callback gix calls when the server answers 401: it gives this repository's token and
+/// nothing else. It replaces gix's default, which would run the host's git credential helpers (possibly
+/// `store`, writing the token to `~/.git-credentials`) and prompt on a terminal; a gate must do neither.
+/// Without a token for the repository, the fetch fails at once instead.
+fn credential_callback(
+    credentials: Option<HttpCredentials>,
+) -> impl FnMut(
+    gix::credentials::helper::Action,
+) -> gix::Result<Option<gix::credentials::protocol::Outcome>>
++ 'static {
+    use gix::credentials::helper::Action;
+    move |action| match action {
+        Action::Get(context) => match &credentials {
+            Some(c) => Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: c.username.clone(),
+                    password: c.password.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: context.into(),
+            })),
+            None => Err(gix::error::Message::new(
+                "the server requires credentials and none are configured for this repository",
+            )
+            .unauthenticated_error()),
+        },
+        // Nothing is stored or erased anywhere: the token lives in the gate's config only.
+        Action::Store(_) | Action::Erase(_) => Ok(None),
     }
 }
 
@@ -98,15 +217,19 @@ fn is_full_hex(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// `url` is what gix connects to (no password in it); `shown_url` is the caller's URL, used (redacted) in
+/// errors and to scrub its password from any message.
 fn fetch_inner(
     url: &str,
+    shown_url: &str,
+    credentials: Option<&HttpCredentials>,
     rev: &str,
     dest: &Path,
     ssh_command: Option<&str>,
 ) -> Result<GitSource, SourceError> {
     if rev.is_empty() || rev.len() > 256 || rev.starts_with('-') {
         return Err(SourceError::Git {
-            url: redact_url(url),
+            url: redact_url(shown_url),
             rev: rev.to_string(),
             message: "not a usable commit id or ref name".into(),
         });
@@ -121,29 +244,48 @@ fn fetch_inner(
     let repo_dir = tmp.path().join("repo.git");
     let interrupt = AtomicBool::new(false);
     let depth_one = gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN);
+    let auth_failed = std::cell::Cell::new(false);
 
     let clone = |revision: bool, shallow: bool| -> Result<gix::Repository, SourceError> {
         let _ = fs::remove_dir_all(&repo_dir);
         let mut prep = gix::prepare_clone_bare(url, &repo_dir)
-            .map_err(|e| git_err(url, rev, "cannot open remote", e))?;
+            .map_err(|e| git_err(shown_url, rev, "cannot open remote", e))?;
+        let callback_credentials = credentials.cloned();
+        prep = prep.configure_connection(move |connection| {
+            connection.set_credentials(credential_callback(callback_credentials.clone()));
+            Ok(())
+        });
         if let Some(command) = ssh_command {
             prep = prep.with_in_memory_config_overrides([format!("core.sshCommand={command}")]);
         }
         if revision {
             prep = prep
                 .with_revision(Some(rev))
-                .map_err(|e| git_err(url, rev, "bad revision", e))?;
+                .map_err(|e| git_err(shown_url, rev, "bad revision", e))?;
         } else if !is_full_hex(rev) && rev != "HEAD" {
             prep = prep
                 .with_ref_name(Some(rev))
-                .map_err(|e| git_err(url, rev, "bad ref name", e))?;
+                .map_err(|e| git_err(shown_url, rev, "bad ref name", e))?;
         }
         if shallow {
             prep = prep.with_shallow(depth_one.clone());
         }
         let (repo, _outcome) = prep
             .fetch_only(gix::progress::Discard, &interrupt)
-            .map_err(|e| git_err(url, rev, "fetch failed", e))?;
+            .map_err(|e| {
+                if e.is_unauthenticated() {
+                    auth_failed.set(true);
+                    git_err(
+                        shown_url,
+                        rev,
+                        "authentication failed (the server refused the credentials, or none are \
+                         configured for this repository)",
+                        e,
+                    )
+                } else {
+                    git_err(shown_url, rev, "fetch failed", e)
+                }
+            })?;
         Ok(repo)
     };
 
@@ -151,6 +293,8 @@ fn fetch_inner(
         // Ask for exactly this commit; servers that refuse unadvertised ids get a full clone instead.
         match clone(true, true) {
             Ok(repo) => repo,
+            // Other credentials would not come from a second try: report the refusal as it is.
+            Err(first) if auth_failed.get() => return Err(first),
             Err(first) => {
                 tracing::debug!(error = %first, "fetching the commit directly failed; cloning everything");
                 clone(false, false)?
@@ -162,26 +306,26 @@ fn fetch_inner(
 
     let id = if is_full_hex(rev) {
         repo.rev_parse_single(rev)
-            .map_err(|e| git_err(url, rev, "commit not found in the repository", e))?
+            .map_err(|e| git_err(shown_url, rev, "commit not found in the repository", e))?
             .detach()
     } else {
         repo.head_id()
-            .map_err(|e| git_err(url, rev, "ref did not resolve to a commit", e))?
+            .map_err(|e| git_err(shown_url, rev, "ref did not resolve to a commit", e))?
             .detach()
     };
     let commit = repo
         .find_commit(id)
-        .map_err(|e| git_err(url, rev, "not a commit", e))?;
+        .map_err(|e| git_err(shown_url, rev, "not a commit", e))?;
     let commit_time = commit
         .time()
-        .map_err(|e| git_err(url, rev, "unreadable commit time", e))?
+        .map_err(|e| git_err(shown_url, rev, "unreadable commit time", e))?
         .seconds;
     let tree = commit
         .tree()
-        .map_err(|e| git_err(url, rev, "unreadable tree", e))?;
+        .map_err(|e| git_err(shown_url, rev, "unreadable tree", e))?;
     let mut writer = TreeWriter {
         repo: &repo,
-        url,
+        url: shown_url,
         rev,
         limits: UnpackLimits::default(),
         entries: 0,
@@ -346,6 +490,37 @@ mod tests {
             "{text}"
         );
         assert_eq!(redact_url("ssh://git@host/a.git"), "ssh://git@host/a.git");
+    }
+
+    #[test]
+    fn http_credentials_leave_the_url_and_ssh_users_stay() {
+        let (url, creds) =
+            split_http_credentials("https://oauth2:glpat-a:b@c@git.example/acme/x.git");
+        assert_eq!(url, "https://git.example/acme/x.git");
+        let creds = creds.expect("credentials");
+        assert_eq!(creds.username, "oauth2");
+        assert_eq!(creds.password, "glpat-a:b@c");
+        assert!(!format!("{creds:?}").contains("glpat"), "{creds:?}");
+
+        let (_, creds) = split_http_credentials("HTTP://me%40corp:p%2Fw%zz@host/x.git");
+        let creds = creds.expect("credentials");
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("me@corp", "p/w%zz")
+        );
+
+        for unchanged in [
+            "ssh://git@host/x.git",
+            "https://host/x.git",
+            "https://user@host/x.git",
+            "https://user:@host/x.git",
+            "file:///srv/x.git",
+            "/srv/x.git",
+        ] {
+            let (url, creds) = split_http_credentials(unchanged);
+            assert_eq!(url, unchanged);
+            assert!(creds.is_none(), "{unchanged}");
+        }
     }
     use std::os::unix::fs::PermissionsExt;
     use std::process::Command;

@@ -7,6 +7,9 @@
 //!   fetch;
 //! - a repository mapped with an HTTP `fetch_token` fails to fetch (nothing listens) with a message that does not
 //!   hold the token;
+//! - a repository served over git's smart HTTP protocol (`git http-backend` behind a Python server that demands
+//!   HTTP Basic auth, as git hosts do) is fetched with its mapped token, and the same repository mapped with a
+//!   wrong token fails at fetch with an authentication error;
 //! - neither the private key nor the token appears anywhere in the gate's log, the runs API, the audit export or
 //!   the web UI.
 
@@ -18,6 +21,9 @@ use std::time::Duration;
 
 const GITHUB_SECRET: &str = "fetch-credentials-hook-secret";
 const FETCH_TOKEN: &str = "glpat-fetch-token-must-never-show";
+const HTTP_TOKEN: &str = "glpat-http-token-must-never-show";
+const WRONG_HTTP_TOKEN: &str = "glpat-wrong-token-must-never-show";
+const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd
@@ -95,6 +101,43 @@ fn start_sshd(dir: &Path, client_pub: &Path, port: u16) -> (Killed, String) {
         parts.next().expect("key")
     );
     (Killed(child), line)
+}
+
+/// The smart-HTTP git server of airlock-build's tests serving the bare repositories under `root`, accepting
+/// only `oauth2:HTTP_TOKEN`; returns the process and its port. Plain HTTP on loopback: the subject is the
+/// token's path through the gate, not TLS (test builds let gix send credentials over http; release builds
+/// refuse to).
+fn start_git_http(dir: &Path, root: &Path) -> (Killed, u16) {
+    assert!(
+        Path::new(HTTP_BACKEND).exists(),
+        "{HTTP_BACKEND} missing: install Debian's git package"
+    );
+    let script = dir.join("git_http_server.py");
+    std::fs::write(
+        &script,
+        include_str!("../../airlock-build/tests/git_http_server.py"),
+    )
+    .expect("write server");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(root)
+        .arg(HTTP_BACKEND)
+        .arg("oauth2")
+        .arg(HTTP_TOKEN)
+        .arg(dir.join("git_http_auth.log"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let child = Killed(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("server prints its port");
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("server port, got {line:?}"));
+    (child, port)
 }
 
 /// A bare repository holding one commit whose airlock.toml names app `hello` of team `payments` and a stack
@@ -203,6 +246,11 @@ async fn ssh_keys_and_tokens_fetch_per_repository_and_never_show() {
     std::fs::write(&known_hosts, &known_line).expect("known_hosts");
     let user = run(Command::new("id").arg("-un"));
     let ssh_url = format!("ssh://{user}@127.0.0.1:{port}{}", bare.display());
+    let (_git_http, http_port) = start_git_http(dir.path(), bare.parent().expect("parent"));
+    let http_url = format!("http://127.0.0.1:{http_port}/hello.git");
+    // The same repository under a second name, for the mapping with the wrong token.
+    std::os::unix::fs::symlink(&bare, dir.path().join("hello-wrong.git")).expect("symlink");
+    let http_wrong_url = format!("http://127.0.0.1:{http_port}/hello-wrong.git");
 
     // The gate: embedded defaults plus three mappings of the same ssh repository or an HTTP one.
     let data = dir.path().join("data");
@@ -241,6 +289,20 @@ app = "private"
 team = "payments"
 clone_url = "http://127.0.0.1:9/acme/private.git"
 fetch_token = "{FETCH_TOKEN}"
+
+[[webhooks.repositories]]
+repository = "acme/hello-http"
+app = "hello"
+team = "payments"
+clone_url = "{http_url}"
+fetch_token = "{HTTP_TOKEN}"
+
+[[webhooks.repositories]]
+repository = "acme/hello-http-wrong"
+app = "hello"
+team = "payments"
+clone_url = "{http_wrong_url}"
+fetch_token = "{WRONG_HTTP_TOKEN}"
 "#,
         op = hash_token(&operator),
         key = client_key.display().to_string(),
@@ -309,6 +371,27 @@ fetch_token = "{FETCH_TOKEN}"
     let message = view["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("127.0.0.1:9"), "{message}");
 
+    // Over smart HTTP with the mapped token: fetched, then stopped at build by the unknown stack.
+    let accepted = push(&url, "d-http", "acme/hello-http", &commit).await;
+    let view = finished_run(&url, &operator, accepted["run_id"].as_str().expect("id")).await;
+    assert_eq!(step(&view, "fetch")["state"], "succeeded", "{view:#}");
+    assert!(
+        step(&view, "fetch")["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&commit[..12]),
+        "{view:#}"
+    );
+    assert_eq!(view["error"]["step"], "build", "{view:#}");
+
+    // A wrong token: the server refuses it, and the run says so.
+    let accepted = push(&url, "d-http-wrong", "acme/hello-http-wrong", &commit).await;
+    let view = finished_run(&url, &operator, accepted["run_id"].as_str().expect("id")).await;
+    assert_eq!(view["state"], "failed", "{view:#}");
+    assert_eq!(view["error"]["step"], "fetch", "{view:#}");
+    let message = view["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("authentication failed"), "{message}");
+
     // No secret anywhere a person or a log collector can read.
     let key_text = std::fs::read_to_string(&client_key).expect("key");
     let key_body: Vec<&str> = key_text
@@ -349,13 +432,15 @@ fetch_token = "{FETCH_TOKEN}"
         "the debug log is too thin to mean anything"
     );
     for (what, text) in &outputs {
-        if let Some(at) = text.find(FETCH_TOKEN) {
-            let line_start = text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let line_end = text[at..].find('\n').map(|i| at + i).unwrap_or(text.len());
-            panic!(
-                "the fetch token appears in the {what}: {}",
-                &text[line_start..line_end]
-            );
+        for token in [FETCH_TOKEN, HTTP_TOKEN, WRONG_HTTP_TOKEN] {
+            if let Some(at) = text.find(token) {
+                let line_start = text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
+                let line_end = text[at..].find('\n').map(|i| at + i).unwrap_or(text.len());
+                panic!(
+                    "the fetch token {token} appears in the {what}: {}",
+                    &text[line_start..line_end]
+                );
+            }
         }
         for line in &key_body {
             assert!(
