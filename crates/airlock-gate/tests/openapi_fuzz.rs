@@ -40,6 +40,8 @@ async fn fuzz(url: &str, token: &str, report: &std::path::Path) -> (bool, String
         .args(["--request-timeout", "5"])
         .args(["--report", "junit", "--report-dir"])
         .arg(report)
+        // Its example database and crash cache go to the working directory: keep them out of the checkout.
+        .current_dir(report)
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .output()
@@ -83,6 +85,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         ("developer", init.token.as_str()),
     ] {
         let report = dir.path().join(format!("report-{who}"));
+        std::fs::create_dir_all(&report).expect("report dir");
         let (ok, output) = fuzz(&url, token, &report).await;
         assert!(ok, "schemathesis found problems as {who}:\n{output}");
         // It really exercised the API: every operation of the document was tested, with many requests.
