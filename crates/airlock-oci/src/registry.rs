@@ -368,20 +368,23 @@ impl Store for RegistryStore {
         if validate_repository(from_repository).is_err() || from_repository == self.repository {
             return Ok(false);
         }
-        self.ensure_auth().await;
-        let source = Reference::with_digest(
-            self.registry.clone(),
-            from_repository.to_string(),
-            digest.to_string(),
-        );
-        // A registry that does not mount answers 202 (an upload session) and the client reports an error:
-        // either way the caller falls back to copying the bytes.
-        match self
-            .client
-            .mount_blob(&self.digest_reference(digest), &source, digest.as_str())
-            .await
-        {
-            Ok(()) => Ok(true),
+        // Through our own client, not `oci-client`: it would ping `/v2/` first on an open registry.
+        let url = self.http.url(&format!(
+            "blobs/uploads/?mount={digest}&from={from_repository}"
+        ));
+        let none = reqwest::header::HeaderMap::new();
+        let response = with_retry("mount blob", || {
+            self.http.send(reqwest::Method::POST, &url, &none)
+        })
+        .await;
+        // 201: mounted. A registry that does not mount answers 202 (an upload session, left to expire) or
+        // an error: either way the caller falls back to copying the bytes.
+        match response {
+            Ok(r) if r.status() == reqwest::StatusCode::CREATED => Ok(true),
+            Ok(r) => {
+                tracing::debug!(status = %r.status(), %digest, "cross-repository mount not done");
+                Ok(false)
+            }
             Err(e) => {
                 tracing::debug!(error = %e, %digest, "cross-repository mount not done");
                 Ok(false)
@@ -488,26 +491,48 @@ impl Store for RegistryStore {
             what: format!("manifest {digest}"),
             source,
         })?;
-        let oci_ref = match tag {
+        let reference = match tag {
             Some(tag) => {
                 validate_tag(tag)?;
-                self.tag_reference(tag)
+                tag.to_string()
             }
-            None => self.digest_reference(&digest),
+            None => digest.to_string(),
         };
-        let content_type = media_type
-            .parse()
-            .map_err(|_| Error::UnsupportedMediaType {
+        let content_type = reqwest::header::HeaderValue::from_str(media_type).map_err(|_| {
+            Error::UnsupportedMediaType {
                 media_type: media_type.to_string(),
                 reference: digest.to_string(),
-            })?;
-        self.ensure_auth().await;
-        with_retry("push manifest", || {
-            self.client
-                .push_manifest_raw(&oci_ref, bytes.to_vec(), Clone::clone(&content_type))
+            }
+        })?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, content_type);
+        let url = self.http.url(&format!("manifests/{reference}"));
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let response = with_retry("push manifest", || async {
+            let response = self
+                .http
+                .send_body(reqwest::Method::PUT, &url, &headers, Some(body.clone()))
+                .await?;
+            if response.status().is_success() {
+                Ok(response)
+            } else {
+                Err(status_error(response).await)
+            }
         })
         .await
         .map_err(|e| self.registry_error(e))?;
+        // The registry names what it stored: anything but our digest means it changed the bytes.
+        if let Some(stored) = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            && stored != digest.as_str()
+        {
+            return Err(Error::DigestMismatch {
+                digest,
+                source: format!("{} (it stored the manifest as {stored})", self.describe()),
+            });
+        }
         Ok(digest)
     }
 

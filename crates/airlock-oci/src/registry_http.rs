@@ -1,4 +1,4 @@
-//! Read requests to a registry with authentication learned once per store.
+//! Requests to a registry (reads, mounts, manifest pushes) with authentication learned once per store.
 //!
 //! `oci-client` sends `GET /v2/` before every request when the registry answers it without a challenge (an
 //! open registry: nothing to cache), doubling the requests of a poller. Here a request goes out with the
@@ -72,12 +72,27 @@ impl RegistryHttp {
         url: &str,
         headers: &HeaderMap,
     ) -> Result<Response, OciDistributionError> {
+        self.send_body(method, url, headers, None).await
+    }
+
+    /// [`RegistryHttp::send`] with a request body (a manifest, say); `Bytes` so that sending it again after
+    /// a challenge copies nothing.
+    pub(crate) async fn send_body(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: Option<bytes::Bytes>,
+    ) -> Result<Response, OciDistributionError> {
         let mut authenticated = false;
         loop {
             let mut request = self
                 .http
                 .request(method.clone(), url)
                 .headers(headers.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
             if let Some(value) = self.authorization.read().await.clone() {
                 request = request.header(AUTHORIZATION, value);
             }
