@@ -378,16 +378,7 @@ fn object_map<'a>(value: &'a mut Value, key: &str) -> &'a mut Map<String, Value>
     let Value::Object(map) = value else {
         unreachable!("parse_manifests and live objects only hold mappings");
     };
-    let entry = map
-        .entry(key.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !entry.is_object() {
-        *entry = Value::Object(Map::new());
-    }
-    match entry {
-        Value::Object(m) => m,
-        _ => unreachable!("just made an object"),
-    }
+    object_map_in(map, key)
 }
 
 /// The object as the agent applies it: the manifest plus the agent's labels and annotations, with

@@ -184,14 +184,9 @@ async fn run(command: Command) -> u8 {
             interval,
             flags,
         } => {
-            let cfg = match flags.config() {
-                Ok(cfg) => cfg,
-                Err(err) => return fail(err),
-            };
-            let env = cfg.env.clone();
-            let mut agent = match Agent::new(cfg, Arc::new(Metrics::default())) {
-                Ok(a) => a,
-                Err(err) => return fail(err),
+            let (env, mut agent) = match open_agent(flags) {
+                Ok(opened) => opened,
+                Err(code) => return code,
             };
             loop {
                 let code = match agent.sync().await {
@@ -264,14 +259,9 @@ async fn run(command: Command) -> u8 {
             reason,
             flags,
         } => {
-            let cfg = match flags.config() {
-                Ok(cfg) => cfg,
-                Err(err) => return fail(err),
-            };
-            let env = cfg.env.clone();
-            let mut agent = match Agent::new(cfg, Arc::new(Metrics::default())) {
-                Ok(a) => a,
-                Err(err) => return fail(err),
+            let (env, mut agent) = match open_agent(flags) {
+                Ok(opened) => opened,
+                Err(code) => return code,
             };
             match agent.rollback(&app, sequence, &reason).await {
                 Ok(applied) => {
@@ -292,6 +282,14 @@ async fn run(command: Command) -> u8 {
         }
         Command::Status { target } => status(&Target::open(&target), &target).await,
     }
+}
+
+/// The agent the flags describe and its environment's name, or the exit code of the (printed) error.
+fn open_agent(flags: Flags) -> Result<(String, Agent), u8> {
+    let cfg = flags.config().map_err(fail)?;
+    let env = cfg.env.clone();
+    let agent = Agent::new(cfg, Arc::new(Metrics::default())).map_err(fail)?;
+    Ok((env, agent))
 }
 
 fn fail(err: impl std::fmt::Display) -> u8 {

@@ -292,7 +292,7 @@ pub fn inventory_from_cyclonedx(bom: &Value) -> Inventory {
         else {
             continue;
         };
-        let Some((ecosystem, distro)) = parse_ecosystem(eco) else {
+        let Some((ecosystem, distro)) = Ecosystem::from_osv_name(eco) else {
             continue;
         };
         let name = match (c["group"].as_str(), c["name"].as_str()) {
@@ -319,25 +319,6 @@ pub fn inventory_from_cyclonedx(bom: &Value) -> Inventory {
         });
     }
     inventory
-}
-
-/// `Debian:12` → (Debian, "12"), `Alpine:v3.20` → (Alpine, "3.20"), `PyPI` → (PyPI, none), …
-fn parse_ecosystem(osv: &str) -> Option<(Ecosystem, Option<String>)> {
-    let (name, release) = match osv.split_once(':') {
-        Some((n, r)) => (n, Some(r.trim_start_matches('v').to_string())),
-        None => (osv, None),
-    };
-    let eco = match name {
-        "Debian" => Ecosystem::Debian,
-        "Alpine" => Ecosystem::Alpine,
-        "PyPI" => Ecosystem::PyPI,
-        "crates.io" => Ecosystem::CratesIo,
-        "npm" => Ecosystem::Npm,
-        "Go" => Ecosystem::Go,
-        "Maven" => Ecosystem::Maven,
-        _ => return None,
-    };
-    Some((eco, release))
 }
 
 #[cfg(test)]
@@ -371,7 +352,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_ecosystem("Alpine:v3.20"),
+            Ecosystem::from_osv_name("Alpine:v3.20"),
             Some((Ecosystem::Alpine, Some("3.20".into())))
         );
     }

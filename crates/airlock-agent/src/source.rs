@@ -171,23 +171,18 @@ impl Source {
     /// The store of the gate's revocation list (`airlock.revocations`), or `None` for a layout or archive
     /// that has none (never created in a source: the agent does not write there).
     pub fn revocation_store(&self) -> Result<Option<Arc<dyn Store>>, airlock_oci::Error> {
-        let repo = airlock_sign::REVOCATIONS_REPOSITORY;
-        match &self.kind {
-            Kind::Layout(root) | Kind::Archive { root, .. } => {
-                if root.path().join(repo).join("oci-layout").is_file() {
-                    Ok(Some(Arc::new(root.repo(repo)?)))
-                } else {
-                    Ok(None)
-                }
-            }
-            Kind::Registry { .. } => self.store(repo).map(Some),
-        }
+        self.optional_store(airlock_sign::REVOCATIONS_REPOSITORY)
     }
 
     /// The store of the gate's vulnerability database (`airlock.vulndb`), or `None` for a layout or archive
     /// that has none.
     pub fn vulndb_store(&self) -> Result<Option<Arc<dyn Store>>, airlock_oci::Error> {
-        let repo = airlock_sign::VULNDB_REPOSITORY;
+        self.optional_store(airlock_sign::VULNDB_REPOSITORY)
+    }
+
+    /// The store of the gate-written repository `repo`, or `None` for a layout or archive that has none
+    /// (never created in a source: the agent does not write there).
+    fn optional_store(&self, repo: &str) -> Result<Option<Arc<dyn Store>>, airlock_oci::Error> {
         match &self.kind {
             Kind::Layout(root) | Kind::Archive { root, .. } => {
                 if root.path().join(repo).join("oci-layout").is_file() {

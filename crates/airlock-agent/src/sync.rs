@@ -386,41 +386,32 @@ impl Agent {
     }
 
     fn note_status(&self, status: &mut EnvStatus, report: &SyncReport) {
-        let entry = |status: &mut EnvStatus, app: &str| -> AppStatus {
-            status.apps.remove(app).unwrap_or_default()
-        };
-        for a in &report.applied {
-            let mut s = entry(status, &a.app);
-            s.last_error = None;
-            s.waiting = None;
-            status.apps.insert(a.app.clone(), s);
+        fn entry<'a>(status: &'a mut EnvStatus, app: &str) -> &'a mut AppStatus {
+            status.apps.entry(app.to_string()).or_default()
         }
-        for app in &report.unchanged {
-            let mut s = entry(status, app);
-            // Unchanged is a successful sync of the app: an earlier failure (e.g. a rollout) is over.
+        for app in report
+            .applied
+            .iter()
+            .map(|a| &a.app)
+            .chain(&report.unchanged)
+        {
+            // Applied or unchanged is a successful sync of the app: an earlier failure (e.g. a rollout) is over.
+            let s = entry(status, app);
             s.last_error = None;
             s.waiting = None;
-            status.apps.insert(app.clone(), s);
         }
         for r in &report.refused {
-            let mut s = entry(status, &r.app);
-            s.last_error = Some(format!("refused {}: {}", r.reference, r.reason));
-            status.apps.insert(r.app.clone(), s);
+            entry(status, &r.app).last_error =
+                Some(format!("refused {}: {}", r.reference, r.reason));
         }
         for f in &report.failed {
-            let mut s = entry(status, &f.app);
-            s.last_error = Some(f.error.clone());
-            status.apps.insert(f.app.clone(), s);
+            entry(status, &f.app).last_error = Some(f.error.clone());
         }
         for w in &report.waiting {
-            let mut s = entry(status, &w.app);
-            s.waiting = Some(format!("release {}: {}", w.sequence, w.reason));
-            status.apps.insert(w.app.clone(), s);
+            entry(status, &w.app).waiting = Some(format!("release {}: {}", w.sequence, w.reason));
         }
         for c in &report.corrected {
-            let mut s = entry(status, &c.app);
-            s.drift_corrections += 1;
-            status.apps.insert(c.app.clone(), s);
+            entry(status, &c.app).drift_corrections += 1;
         }
     }
 

@@ -11,6 +11,8 @@
 //! Everything else is real: releases are rendered by airlock-manifest, signed and published into an OCI
 //! layout by airlock-sign, and verified by the agent.
 
+mod common;
+
 use airlock_agent::evidence::{EvidenceCheck, check_evidence, has_evidence};
 use airlock_agent::metrics::Counter;
 use airlock_agent::{
@@ -19,16 +21,13 @@ use airlock_agent::{
 };
 use airlock_descriptor::{AppDescriptor, Resources};
 use airlock_manifest::{EnvironmentSettings, RenderMeta, render};
-use airlock_oci::{Descriptor, Digest, ImageManifest, LayoutRoot, OciLayout, Store, media_type};
-use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1, VULN};
-use airlock_sign::{
-    ReleaseConfig, ReleaseImage, SigningKey, TrustSet, attach_attestations, publish_release,
-    sign_envelope, sign_manifest, statement,
-};
+use airlock_oci::{Digest, LayoutRoot, OciLayout};
+use airlock_sign::{ReleaseConfig, ReleaseImage, SigningKey, TrustSet, publish_release};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use common::{Release, signed_image};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -379,43 +378,8 @@ impl World {
     /// HorizontalPodAutoscaler too. Returns the image digest.
     async fn publish(&self, sequence: u64, autoscale: bool) -> Digest {
         let store = self.store();
-        let content = format!("hello v{sequence}");
-        let layer = Descriptor::for_bytes(media_type::OCI_LAYER_TAR, content.as_bytes());
-        store
-            .put_blob(&layer.digest, content.as_bytes())
-            .await
-            .unwrap();
-        let config =
-            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let config_desc = Descriptor::for_bytes(media_type::OCI_CONFIG, config);
-        store.put_blob(&config_desc.digest, config).await.unwrap();
-        let image = store
-            .put_manifest(
-                &ImageManifest::new(config_desc, vec![layer]).to_bytes(),
-                media_type::OCI_MANIFEST,
-                Some(&format!("run-{sequence}")),
-            )
-            .await
-            .unwrap();
-        sign_manifest(&store, REFERENCE, &image, &self.key)
-            .await
-            .unwrap();
-        let envelopes: Vec<_> = [SLSA_PROVENANCE_V1, CYCLONEDX, VULN, POLICY_DECISION]
-            .iter()
-            .map(|kind| {
-                let predicate = match *kind {
-                    POLICY_DECISION => json!({
-                        "decision": {"allowed": true, "violations": [], "warnings": [], "policy_digest": "sha256:00"},
-                        "policy_digest": "sha256:00", "run": "run-1", "gate": "test-gate"}),
-                    VULN => json!({"scanner": {"uri": "https://airlock.dev/scanner", "result": []}}),
-                    _ => json!({}),
-                };
-                sign_envelope(&statement(REFERENCE, &image, kind, predicate), &self.key)
-            })
-            .collect();
-        attach_attestations(&store, &image, &envelopes)
-            .await
-            .unwrap();
+        // Release::new signs for `airlock.local/hello`, which is REFERENCE.
+        let image = signed_image(&store, &Release::new(APP, sequence, &self.key, &[ENV])).await;
 
         let deploy = if autoscale {
             "[deploy.autoscale]\nmin = 2\nmax = 4\ncpu_percent = 70\n"

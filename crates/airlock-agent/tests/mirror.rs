@@ -6,18 +6,10 @@
 
 mod common;
 
-use airlock_agent::{
-    Agent, Metrics, SourceOptions, SourceSpec, SyncConfig, TargetSpec, load_trust,
-};
+use airlock_agent::{Agent, Metrics, TargetSpec};
 use airlock_oci::{Digest, Store, attachment_tags};
-use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1, VULN};
-use airlock_sign::{
-    ReleaseConfig, ReleaseImage, SigningKey, attach_attestations, publish_release, sign_envelope,
-    sign_manifest, statement,
-};
-use common::{Registry, key_file, put_image};
-use serde_json::json;
-use std::collections::BTreeMap;
+use airlock_sign::SigningKey;
+use common::{Registry, Release, publish_with_image, registry_config};
 use std::sync::Arc;
 
 const APP: &str = "hello";
@@ -25,41 +17,9 @@ const APP: &str = "hello";
 /// Publishes release `sequence` of `APP` as the gate does, with a Deployment naming its image by digest.
 /// Returns the image digest.
 async fn publish(store: &dyn Store, key: &SigningKey, sequence: u64) -> Digest {
-    let reference = format!("airlock.local/{APP}");
-    let image = put_image(store, format!("{APP} v{sequence}").as_bytes(), "run").await;
-    sign_manifest(store, &reference, &image, key).await.unwrap();
-    let envelopes: Vec<_> = [SLSA_PROVENANCE_V1, CYCLONEDX, VULN, POLICY_DECISION]
-        .iter()
-        .map(|kind| sign_envelope(&statement(&reference, &image, kind, json!({})), key))
-        .collect();
-    attach_attestations(store, &image, &envelopes)
-        .await
-        .unwrap();
-    let config = ReleaseConfig {
-        app: APP.into(),
-        team: "web".into(),
-        sequence,
-        commit: "0123456789abcdef0123456789abcdef01234567".into(),
-        source: format!("https://git.example/web/{APP}"),
-        image: ReleaseImage {
-            repository: reference.clone(),
-            digest: image.clone(),
-        },
-        created: "2026-11-23T09:00:00Z".into(),
-        environments: vec!["staging".into()],
-        run_id: format!("run-{sequence}"),
-    };
-    let deployment = format!(
-        "kind: Deployment\nmetadata:\n  name: {APP}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {reference}@{image}\n"
-    );
-    let manifests = BTreeMap::from([(
-        "staging".to_string(),
-        BTreeMap::from([("deployment.yaml".to_string(), deployment)]),
-    )]);
-    publish_release(store, &reference, &config, &manifests, key)
-        .await
-        .unwrap();
-    image
+    let mut release = Release::new(APP, sequence, key, &["staging"]);
+    release.names_image = true;
+    publish_with_image(store, release).await.1
 }
 
 #[tokio::test]
@@ -72,21 +32,12 @@ async fn verified_image_is_mirrored_with_signatures_and_manifests_point_at_it() 
     let image = publish(&source_store, &key, 1).await;
 
     let deploy = dir.path().join("deploy");
-    let trust = load_trust(&[key_file(dir.path(), &key, "gate.pub")]).unwrap();
-    let source: SourceSpec = format!("docker://{}/boundary", boundary.host())
-        .parse()
-        .unwrap();
-    let mut cfg = SyncConfig::new(
-        source,
-        trust,
-        "staging",
+    let mut cfg = registry_config(
+        dir.path(),
+        &boundary,
+        &key,
         TargetSpec::Directory(deploy.clone()),
     );
-    cfg.source_options = SourceOptions {
-        apps: vec![APP.into()],
-        insecure: true,
-        credentials: None,
-    };
     cfg.mirror = Some(format!("{}/mirror", outer.host()));
     let mut agent = Agent::new(cfg, Arc::new(Metrics::default())).unwrap();
     let report = agent.sync().await.unwrap();

@@ -4,27 +4,16 @@
 
 mod common;
 
-use airlock_agent::{
-    Agent, GitTarget, Metrics, SourceOptions, SourceSpec, SyncConfig, TargetSpec, load_trust,
-};
+use airlock_agent::{Agent, GitTarget, Metrics, SyncConfig, TargetSpec};
 use airlock_sign::SigningKey;
-use common::{Registry, Release, key_file, manifest_text, publish};
+use common::{Registry, Release, manifest_text, publish};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 fn config(dir: &Path, registry: &Registry, key: &SigningKey, target: TargetSpec) -> SyncConfig {
-    let trust = load_trust(&[key_file(dir, key, "gate.pub")]).unwrap();
-    let source: SourceSpec = format!("docker://{}/boundary", registry.host())
-        .parse()
-        .unwrap();
-    let mut cfg = SyncConfig::new(source, trust, "staging", target);
+    let mut cfg = common::registry_config(dir, registry, key, target);
     cfg.admission = Some(common::admission_dir());
-    cfg.source_options = SourceOptions {
-        apps: vec!["hello".into()],
-        insecure: true,
-        credentials: None,
-    };
     cfg
 }
 

@@ -6,17 +6,12 @@
 
 mod common;
 
-use airlock_agent::{
-    Agent, Metrics, SourceOptions, SourceSpec, SyncConfig, TargetSpec, load_trust,
-};
+use airlock_agent::{Agent, Metrics, TargetSpec};
 use airlock_oci::{Digest, Store, media_type};
 use airlock_scan::{Ecosystem, Inventory, Package};
-use airlock_sign::predicates::{CYCLONEDX, POLICY_DECISION, SLSA_PROVENANCE_V1, VULN};
-use airlock_sign::{
-    ReleaseConfig, ReleaseImage, SigningKey, VulnDbInfo, attach_attestations, publish_release,
-    sign_envelope, sign_manifest, statement,
-};
-use common::{Registry, key_file, put_image};
+use airlock_sign::predicates::{CYCLONEDX, VULN};
+use airlock_sign::{SigningKey, VulnDbInfo};
+use common::{Registry, Release, publish, put_image, registry_config};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,9 +24,10 @@ const NEW_ADVISORY: &str = "GHSA-h5c8-rqwp-cp95";
 /// A release of `APP` whose image holds Jinja2 2.7.1 (by its SBOM) and whose scan at the gate reported
 /// only `OLD_CVE`.
 async fn publish_release_with_sbom(store: &dyn Store, key: &SigningKey) -> Digest {
-    let reference = format!("airlock.local/{APP}");
-    let image = put_image(store, b"hello with jinja2", "run-1").await;
-    sign_manifest(store, &reference, &image, key).await.unwrap();
+    let mut release = Release::new(APP, 1, key, &["staging"]);
+    release.content = "hello with jinja2".into();
+    // The SBOM names its subject: put the image first (publishing puts the same one again).
+    let image = put_image(store, release.content.as_bytes(), "run-1").await;
     let inventory = Inventory {
         os: None,
         packages: vec![Package {
@@ -47,50 +43,17 @@ async fn publish_release_with_sbom(store: &dyn Store, key: &SigningKey) -> Diges
         }],
         warnings: vec![],
     };
-    let sbom = airlock_scan::cyclonedx(&inventory, &reference, image.as_str());
-    let envelopes: Vec<_> = [SLSA_PROVENANCE_V1, CYCLONEDX, VULN, POLICY_DECISION]
-        .iter()
-        .map(|kind| {
-            let predicate = match *kind {
-                CYCLONEDX => sbom.clone(),
-                VULN => json!({"scanner": {"uri": "https://airlock.dev/scanner", "result": [
-                    {"id": OLD_CVE, "aliases": [], "package": "jinja2", "installed": "2.7.1"}
-                ]}}),
-                POLICY_DECISION => json!({
-                    "decision": {"allowed": true, "violations": [], "warnings": [], "policy_digest": "sha256:00"},
-                    "policy_digest": "sha256:00", "run": "run-1", "gate": "test-gate"}),
-                _ => json!({}),
-            };
-            sign_envelope(&statement(&reference, &image, kind, predicate), key)
-        })
-        .collect();
-    attach_attestations(store, &image, &envelopes)
-        .await
-        .unwrap();
-    let config = ReleaseConfig {
-        app: APP.into(),
-        team: "web".into(),
-        sequence: 1,
-        commit: "0123456789abcdef0123456789abcdef01234567".into(),
-        source: format!("https://git.example/web/{APP}"),
-        image: ReleaseImage {
-            repository: reference.clone(),
-            digest: image,
-        },
-        created: "2026-11-23T09:00:00Z".into(),
-        environments: vec!["staging".into()],
-        run_id: "run-1".into(),
-    };
-    let manifests = BTreeMap::from([(
-        "staging".to_string(),
-        BTreeMap::from([(
-            "deployment.yaml".to_string(),
-            "kind: Deployment\nmetadata:\n  name: hello\n".to_string(),
-        )]),
-    )]);
-    publish_release(store, &reference, &config, &manifests, key)
-        .await
-        .unwrap()
+    let sbom = airlock_scan::cyclonedx(&inventory, &release.reference, image.as_str());
+    release.predicates = BTreeMap::from([
+        (CYCLONEDX, sbom),
+        (
+            VULN,
+            json!({"scanner": {"uri": "https://airlock.dev/scanner", "result": [
+                {"id": OLD_CVE, "aliases": [], "package": "jinja2", "installed": "2.7.1"}
+            ]}}),
+        ),
+    ]);
+    publish(store, release).await
 }
 
 /// An OSV record for Jinja2 below `fixed`.
@@ -132,21 +95,12 @@ async fn newer_database_reports_new_findings_without_redeploying_and_bad_ones_ar
     publish_release_with_sbom(&registry.store(&format!("boundary/{APP}")), &key).await;
 
     let deploy = dir.path().join("deploy");
-    let trust = load_trust(&[key_file(dir.path(), &key, "gate.pub")]).unwrap();
-    let source: SourceSpec = format!("docker://{}/boundary", registry.host())
-        .parse()
-        .unwrap();
-    let mut cfg = SyncConfig::new(
-        source,
-        trust,
-        "staging",
+    let cfg = registry_config(
+        dir.path(),
+        &registry,
+        &key,
         TargetSpec::Directory(deploy.clone()),
     );
-    cfg.source_options = SourceOptions {
-        apps: vec![APP.into()],
-        insecure: true,
-        credentials: None,
-    };
     let metrics = Arc::new(Metrics::default());
     let mut agent = Agent::new(cfg.clone(), metrics.clone()).unwrap();
     let report = agent.sync().await.unwrap();

@@ -116,13 +116,7 @@ pub(crate) async fn run_docker(
         .map_err(|e| BuildError::docker(format!("creating a build container from {image}"), e))?;
     let id = created.id;
     let result = run_in_container(docker, &id, stack, src_dir, artifacts, staging, scratch).await;
-    let remove = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(true)
-        .build();
-    if let Err(e) = docker.remove_container(&id, Some(remove)).await {
-        tracing::warn!(container = %id, error = %e, "could not remove build container");
-    }
+    remove_container(docker, &id, "build").await;
     result.map(|log| DockerRun { log, image_id })
 }
 
@@ -178,7 +172,7 @@ async fn run_in_container(
     })
     .await;
 
-    let log = collect_logs(docker, id).await;
+    let log = collect_logs(docker, id, "build log").await;
     let exit_code = match waited {
         Err(_) => {
             return Err(BuildError::TimedOut {
@@ -254,7 +248,19 @@ async fn run_in_container(
     Ok(log)
 }
 
-async fn collect_logs(docker: &Docker, id: &str) -> String {
+/// Force-removes container `id` with its volumes; a failure is only logged (`what` names the container).
+pub(crate) async fn remove_container(docker: &Docker, id: &str, what: &str) {
+    let remove = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    if let Err(e) = docker.remove_container(id, Some(remove)).await {
+        tracing::warn!(container = %id, error = %e, "could not remove {what} container");
+    }
+}
+
+/// The container's stdout and stderr, tail-limited; a read error ends the log with a line naming `what`.
+pub(crate) async fn collect_logs(docker: &Docker, id: &str, what: &str) -> String {
     let opts = LogsOptionsBuilder::default()
         .stdout(true)
         .stderr(true)
@@ -265,7 +271,7 @@ async fn collect_logs(docker: &Docker, id: &str) -> String {
         match item {
             Ok(out) => buf.push(&out.into_bytes()),
             Err(e) => {
-                buf.push(format!("\n[reading build log failed: {e}]\n").as_bytes());
+                buf.push(format!("\n[reading {what} failed: {e}]\n").as_bytes());
                 break;
             }
         }

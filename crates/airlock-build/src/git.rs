@@ -106,25 +106,17 @@ impl std::fmt::Debug for HttpCredentials {
 /// The user info is percent-decoded as in any URL; a raw token (what the gate writes) has no `%` and passes
 /// unchanged. The host part starts after the *last* `@`, so a raw `@` or `:` in the token does not move it.
 fn split_http_credentials(url: &str) -> (String, Option<HttpCredentials>) {
-    let Some(scheme_end) = url.find("://") else {
+    // The last `@` ends the user info, as in `redact_url`: a raw token may itself hold `@`, `:` or `/`.
+    let Some((scheme, user, password, host)) = split_userinfo(url) else {
         return (url.to_string(), None);
     };
-    let scheme = url[..scheme_end].to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return (url.to_string(), None);
     }
-    let rest = &url[scheme_end + 3..];
-    // The last `@` ends the user info, as in `redact_url`: a raw token may itself hold `@`, `:` or `/`.
-    let Some(at) = rest.rfind('@') else {
-        return (url.to_string(), None);
-    };
-    let Some((user, password)) = rest[..at].split_once(':') else {
-        return (url.to_string(), None);
-    };
     if password.is_empty() {
         return (url.to_string(), None);
     }
-    let stripped = format!("{}://{}", &url[..scheme_end], &rest[at + 1..]);
+    let stripped = format!("{scheme}://{host}");
     (
         stripped,
         Some(HttpCredentials {
@@ -187,29 +179,28 @@ fn credential_callback(
     }
 }
 
+/// `scheme://user:password@host...` as (scheme, user, password, host and the rest); `None` without a
+/// `:` in the user info. The host starts after the *last* `@`.
+fn split_userinfo(url: &str) -> Option<(&str, &str, &str, &str)> {
+    let scheme_end = url.find("://")?;
+    let rest = &url[scheme_end + 3..];
+    let at = rest.rfind('@')?;
+    let (user, password) = rest[..at].split_once(':')?;
+    Some((&url[..scheme_end], user, password, &rest[at + 1..]))
+}
+
 fn url_password(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://")? + 3..];
-    let userinfo = &rest[..rest.rfind('@')?];
-    userinfo
-        .split_once(':')
-        .map(|(_, p)| p)
+    split_userinfo(url)
+        .map(|(_, _, password, _)| password)
         .filter(|p| !p.is_empty())
 }
 
 /// `url` with the password of its user info replaced by `***`: fetch URLs may carry a repository token, and
 /// errors (and the debug log lines made from them) must not.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
-                }
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+    match split_userinfo(url) {
+        Some((scheme, user, _, host)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
     }
 }
 

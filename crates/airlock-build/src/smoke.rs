@@ -12,18 +12,15 @@ use airlock_descriptor::AppDescriptor;
 use airlock_oci::Store;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder,
-};
-use futures::StreamExt;
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveImageOptionsBuilder};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::BuildError;
 use crate::bootstrap::load_into_docker;
+use crate::docker::{collect_logs, remove_container};
 use crate::host::ERROR_TAIL_CHARS;
-use crate::log::{MAX_LOG_BYTES, TailBuf, tail};
+use crate::log::tail;
 
 /// Memory limit of the smoke-test container: enough for a service to start, not to hurt the gate.
 const SMOKE_MEMORY_BYTES: i64 = 512 * 1024 * 1024;
@@ -128,14 +125,8 @@ pub async fn smoke_test(
         })?;
     let id = created.id;
     let result = probe(docker, &id, spec, &port_key).await;
-    let log = collect_logs(docker, &id).await;
-    let remove = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(true)
-        .build();
-    if let Err(e) = docker.remove_container(&id, Some(remove)).await {
-        tracing::warn!(container = %id, error = %e, "could not remove smoke-test container");
-    }
+    let log = collect_logs(docker, &id, "the container log").await;
+    remove_container(docker, &id, "smoke-test").await;
     match result {
         Ok((checked, status, elapsed)) => Ok(SmokeReport {
             checked,
@@ -274,25 +265,6 @@ fn parse_status_line(buf: &[u8]) -> Result<u16, String> {
             line.chars().take(80).collect::<String>()
         )),
     }
-}
-
-async fn collect_logs(docker: &Docker, id: &str) -> String {
-    let opts = LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .build();
-    let mut stream = docker.logs(id, Some(opts));
-    let mut buf = TailBuf::new(MAX_LOG_BYTES);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(out) => buf.push(&out.into_bytes()),
-            Err(e) => {
-                buf.push(format!("\n[reading the container log failed: {e}]\n").as_bytes());
-                break;
-            }
-        }
-    }
-    buf.into_string()
 }
 
 #[cfg(test)]

@@ -252,18 +252,7 @@ impl GateClient {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let body = read_limited(&url, status, &mut response).await?;
-            return Err(match serde_json::from_slice::<ApiError>(&body) {
-                Ok(api) => ClientError::Api {
-                    status,
-                    code: api.code,
-                    message: api.error,
-                },
-                Err(_) => ClientError::UnexpectedResponse {
-                    url,
-                    status,
-                    detail: snippet(&body),
-                },
-            });
+            return Err(answer_error(&url, status, &body));
         }
         let mut parser = SseParser::default();
         let mut end: Option<RunView> = None;
@@ -312,18 +301,23 @@ impl GateClient {
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        match serde_json::from_slice::<ApiError>(&body) {
-            Ok(api) => Err(ClientError::Api {
-                status,
-                code: api.code,
-                message: api.error,
-            }),
-            Err(_) => Err(ClientError::UnexpectedResponse {
-                url: url.to_string(),
-                status,
-                detail: snippet(&body),
-            }),
-        }
+        Err(answer_error(url, status, &body))
+    }
+}
+
+/// The error for a non-2xx answer: the gate's JSON error when the body is one, else a snippet of the body.
+fn answer_error(url: &str, status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(api) => ClientError::Api {
+            status,
+            code: api.code,
+            message: api.error,
+        },
+        Err(_) => ClientError::UnexpectedResponse {
+            url: url.to_string(),
+            status,
+            detail: snippet(body),
+        },
     }
 }
 

@@ -10,18 +10,13 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use airlock_gate::config::GateConfig;
-use airlock_oci::{Digest, LayoutRoot};
+pub use airlock_gate::server::{PASSWORD_ENV, load_signing_key, password_from_env};
+use airlock_oci::{Digest, LayoutRoot, OciLayout};
 use airlock_sign::{PublicKey, SigningKey};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-/// Environment variable holding the password of an encrypted signing key (for `keys generate --encrypt`
-/// and for loading such a key).
-pub const PASSWORD_ENV: &str = "AIRLOCK_SIGNING_KEY_PASSWORD";
-/// Environment variable that may hold the signing key's PEM text itself instead of a file.
-pub const PEM_ENV: &str = "AIRLOCK_SIGNING_KEY_PEM";
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -56,23 +51,6 @@ pub struct RevokeArgs {
     pub config: PathBuf,
 }
 
-fn password_from_env() -> Option<zeroize::Zeroizing<Vec<u8>>> {
-    std::env::var_os(PASSWORD_ENV).map(|p| zeroize::Zeroizing::new(p.into_encoded_bytes()))
-}
-
-/// Loads the gate's signing key: the PEM text in AIRLOCK_SIGNING_KEY_PEM when set, else the configured key
-/// file; an encrypted key is decrypted with AIRLOCK_SIGNING_KEY_PASSWORD. Errors name the variable or
-/// file, never key material or the password.
-pub fn load_signing_key(config: &GateConfig) -> anyhow::Result<SigningKey> {
-    if let Some(key) = SigningKey::from_env(PEM_ENV, PASSWORD_ENV)? {
-        return Ok(key);
-    }
-    let password = password_from_env();
-    let path = config.key_path();
-    SigningKey::load_with_password(&path, password.as_ref().map(|p| p.as_slice()))
-        .with_context(|| format!("loading the signing key {}", path.display()))
-}
-
 fn write_new(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -82,6 +60,22 @@ fn write_new(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The boundary repository `name` of the configured gate (created if missing) and its docker reference
+/// (`<reference prefix>/<name>`), for what the gate publishes beside releases; `what` names it in errors.
+pub fn boundary_repo(
+    config: &GateConfig,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<(OciLayout, String)> {
+    let root = LayoutRoot::open_or_create(&config.boundary_dir())
+        .with_context(|| format!("opening the boundary {}", config.boundary_dir().display()))?;
+    let store = root.repo(name).with_context(|| format!("opening {what}"))?;
+    Ok((
+        store,
+        format!("{}/{name}", config.boundary.reference_prefix),
+    ))
 }
 
 /// Runs a `keys` subcommand.
@@ -137,16 +131,11 @@ pub async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{:?} is not a digest (sha256:<64 hex>)", args.digest))?;
     let config = GateConfig::load(&args.config)?;
     let key = load_signing_key(&config)?;
-    let root = LayoutRoot::open_or_create(&config.boundary_dir())
-        .with_context(|| format!("opening the boundary {}", config.boundary_dir().display()))?;
-    let store = root
-        .repo(airlock_sign::REVOCATIONS_REPOSITORY)
-        .context("opening the revocations repository")?;
-    let docker_reference = format!(
-        "{}/{}",
-        config.boundary.reference_prefix,
-        airlock_sign::REVOCATIONS_REPOSITORY
-    );
+    let (store, docker_reference) = boundary_repo(
+        &config,
+        airlock_sign::REVOCATIONS_REPOSITORY,
+        "the revocations repository",
+    )?;
     let now = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .context("formatting the time")?;

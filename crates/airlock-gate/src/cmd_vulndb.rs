@@ -5,14 +5,13 @@
 use std::path::Path;
 
 use airlock_gate::config::GateConfig;
-use airlock_oci::LayoutRoot;
 use airlock_scan::VulnDb;
 use airlock_sign::VulnDbInfo;
 use anyhow::{Context, bail};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cmd_keys::load_signing_key;
+use crate::cmd_keys::{boundary_repo, load_signing_key};
 
 /// Publishes the database `db` to the boundary of the gate configured in `config_path`, signed with the
 /// gate's key, and prints where it went.
@@ -34,16 +33,11 @@ pub async fn publish(config_path: &Path, db: &VulnDb) -> anyhow::Result<()> {
         .await
         .context("the packing task failed")?
         .with_context(|| format!("packing {}", db.dir().display()))?;
-    let root = LayoutRoot::open_or_create(&config.boundary_dir())
-        .with_context(|| format!("opening the boundary {}", config.boundary_dir().display()))?;
-    let store = root
-        .repo(airlock_sign::VULNDB_REPOSITORY)
-        .context("opening the vulnerability database repository")?;
-    let docker_reference = format!(
-        "{}/{}",
-        config.boundary.reference_prefix,
-        airlock_sign::VULNDB_REPOSITORY
-    );
+    let (store, docker_reference) = boundary_repo(
+        &config,
+        airlock_sign::VULNDB_REPOSITORY,
+        "the vulnerability database repository",
+    )?;
     let info = VulnDbInfo {
         newest_modified: status.newest_modified.clone(),
         imported_at: status.imported_at.clone(),

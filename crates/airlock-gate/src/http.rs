@@ -307,10 +307,6 @@ fn accepted(run_id: &str) -> Response {
         .into_response()
 }
 
-fn new_run_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
 /// `POST /api/v1/submissions`: multipart with `repository`, `commit`, `branch`, `author`, optional `commit_time`,
 /// and the gzip tarball as `source`.
 async fn submit(
@@ -347,7 +343,7 @@ async fn submit(
             ))
         })?;
     let team = who.team.clone();
-    let id = new_run_id();
+    let id = crate::store::new_run_id();
     let sources = state.pipeline.config.sources_dir();
     std::fs::create_dir_all(&sources).map_err(HttpError::internal)?;
     let final_path = sources.join(format!("{id}.tar.gz"));
@@ -783,7 +779,7 @@ async fn hook_inner(
             .map(str::to_string)
             .unwrap_or_else(|| format!("push:{}:{}:{}", push.clone_url, push.git_ref, push.after))
     );
-    let id = new_run_id();
+    let id = crate::store::new_run_id();
     let run = NewRun {
         id: id.clone(),
         app: mapping.map(|m| m.app.clone()).unwrap_or_default(),

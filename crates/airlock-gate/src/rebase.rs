@@ -370,7 +370,7 @@ pub async fn prepare_rebase(
     let new_base = resolve_base(config, &req.onto).await?;
     check_approved(config, &old_base, &new_base)?;
 
-    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = crate::store::new_run_id();
     // The gate and sign steps read the descriptor from the run's source checkout: the new run gets a copy.
     let old_src = config.runs_dir().join(&run.id).join("src");
     let new_src = config.runs_dir().join(&id).join("src");

@@ -21,27 +21,36 @@ pub struct RunningGate {
     pub worker: tokio::task::JoinHandle<()>,
 }
 
+/// Environment variable holding the password of an encrypted signing key (for `keys generate --encrypt`
+/// and for loading such a key).
+pub const PASSWORD_ENV: &str = "AIRLOCK_SIGNING_KEY_PASSWORD";
+/// Environment variable that may hold the signing key's PEM text itself instead of a file.
+pub const PEM_ENV: &str = "AIRLOCK_SIGNING_KEY_PEM";
+
+/// The password in [`PASSWORD_ENV`], if set (wiped when dropped).
+pub fn password_from_env() -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    std::env::var_os(PASSWORD_ENV).map(|p| zeroize::Zeroizing::new(p.into_encoded_bytes()))
+}
+
+/// Loads the gate's signing key: the PEM text in [`PEM_ENV`] when set, else the configured key file; an
+/// encrypted key is decrypted with [`PASSWORD_ENV`]. Errors name the variable or file, never key material
+/// or the password.
+pub fn load_signing_key(config: &GateConfig) -> anyhow::Result<airlock_sign::SigningKey> {
+    if let Some(key) = airlock_sign::SigningKey::from_env(PEM_ENV, PASSWORD_ENV)? {
+        return Ok(key);
+    }
+    let password = password_from_env();
+    let path = config.key_path();
+    airlock_sign::SigningKey::load_with_password(&path, password.as_ref().map(|p| p.as_slice()))
+        .with_context(|| format!("loading the signing key {}", path.display()))
+}
+
 /// Loads everything the pipeline needs; fails with the path of whatever is missing or invalid.
 pub async fn load_pipeline(config: GateConfig) -> anyhow::Result<Pipeline> {
     let store = Store::connect(&config.database_url())
         .await
         .context("opening the gate's store")?;
-    // AIRLOCK_SIGNING_KEY_PEM (the key itself) wins over the key file; AIRLOCK_SIGNING_KEY_PASSWORD decrypts
-    // a cosign encrypted key. Neither value is ever logged.
-    let key = match airlock_sign::SigningKey::from_env(
-        "AIRLOCK_SIGNING_KEY_PEM",
-        "AIRLOCK_SIGNING_KEY_PASSWORD",
-    )? {
-        Some(key) => key,
-        None => {
-            let password =
-                std::env::var_os("AIRLOCK_SIGNING_KEY_PASSWORD").map(|p| p.into_encoded_bytes());
-            airlock_sign::SigningKey::load_with_password(&config.key_path(), password.as_deref())
-                .with_context(|| {
-                    format!("loading the signing key {}", config.key_path().display())
-                })?
-        }
-    };
+    let key = load_signing_key(&config)?;
     let policies = airlock_policy::PolicySet::load(&config.policy_dir()).with_context(|| {
         format!(
             "loading gate policies from {}",

@@ -114,6 +114,11 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// A new run id: a UUIDv7 in simple form, so ids sort by creation time.
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
 fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -206,11 +211,7 @@ impl Store {
     /// transaction that reads before it writes waits for another writer (busy timeout) instead of failing with
     /// "database is locked" when it upgrades its lock.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(if self.sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
-        } else {
-            self.pool.begin().await?
-        })
+        begin_write(&self.pool, self.sqlite).await
     }
 
     /// Whether this is the single-node SQLite store (leases of a previous process can be dropped at start).
@@ -851,24 +852,10 @@ impl AuditChain {
         entry: crate::audit::AuditEntry,
     ) -> Result<crate::audit::AuditRecord, StoreError> {
         let record = self.seal(entry);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(record.seq)
-        .bind(&record.at)
-        .bind(&record.entry.actor)
-        .bind(&record.entry.team)
-        .bind(&record.entry.role)
-        .bind(&record.entry.action)
-        .bind(&record.entry.target)
-        .bind(&record.entry.source_ip)
-        .bind(&record.entry.outcome)
-        .bind(&record.entry.detail)
-        .bind(&record.prev_hash)
-        .bind(&record.hash)
-        .execute(&mut **tx)
-        .await?;
+        let sql = format!("{AUDIT_INSERT} {}", rows(1, 12));
+        bind_audit(sqlx::query(sqlx::AssertSqlSafe(sql)), &record)
+            .execute(&mut **tx)
+            .await?;
         Ok(record)
     }
 }
@@ -913,11 +900,7 @@ async fn write_deliveries(
     jobs: &[IntakeJob],
 ) -> Result<Vec<Option<String>>, StoreError> {
     use std::collections::{HashMap, HashSet};
-    let mut tx = if sqlite {
-        pool.begin_with("BEGIN IMMEDIATE").await?
-    } else {
-        pool.begin().await?
-    };
+    let mut tx = begin_write(pool, sqlite).await?;
     // A redelivery inside the batch answers with the run of the first job carrying its id.
     let mut first_of: HashMap<&str, usize> = HashMap::new();
     let mut firsts = Vec::new();
@@ -930,16 +913,6 @@ async fn write_deliveries(
     // Same order in every transaction, so two replicas inserting overlapping batches cannot deadlock.
     firsts.sort_by(|a, b| jobs[*a].delivery_id.cmp(&jobs[*b].delivery_id));
     let now = now_rfc3339();
-    let rows = |n: usize, width: usize| -> String {
-        (0..n)
-            .map(|r| {
-                let cols: Vec<String> =
-                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
-                format!("({})", cols.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     // The deliveries first: ON CONFLICT leaves out those already stored (by an earlier batch or another replica,
     // whose insert this one waits for on PostgreSQL), and RETURNING says which rows are new.
     let sql = format!(
@@ -985,71 +958,20 @@ async fn write_deliveries(
         .collect();
     if !new_runs.is_empty() {
         let sql = format!(
-            "INSERT INTO runs (id, app, team, state, source_kind, source_ref, repository, commit_sha, branch, author, \
-             outputs, created_at, updated_at) VALUES {}",
+            "{RUN_INSERT} {}",
             (0..new_runs.len())
-                .map(|r| {
-                    let p = |c: usize| format!("${}", r * 11 + c);
-                    format!(
-                        "({}, {}, {}, 'queued', {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                        p(1),
-                        p(2),
-                        p(3),
-                        p(4),
-                        p(5),
-                        p(6),
-                        p(7),
-                        p(8),
-                        p(9),
-                        p(10),
-                        p(11),
-                        p(11)
-                    )
-                })
+                .map(run_row)
                 .collect::<Vec<_>>()
                 .join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for job in &new_runs {
-            let run = &job.run;
-            query = query
-                .bind(&run.id)
-                .bind(&run.app)
-                .bind(&run.team)
-                .bind(run.source_kind.as_str())
-                .bind(&run.source_ref)
-                .bind(&run.repository)
-                .bind(&run.commit)
-                .bind(&run.branch)
-                .bind(&run.author)
-                .bind(
-                    serde_json::json!({ "source": { "commit_time": run.commit_time } }).to_string(),
-                )
-                .bind(&now);
+            query = bind_run(query, &job.run, &now);
         }
         query.execute(&mut *tx).await?;
-        let steps = crate::pipeline::STEPS;
-        let sql = format!(
-            "INSERT INTO run_steps (run_id, name, position, state) VALUES {}",
-            (0..new_runs.len())
-                .flat_map(|r| {
-                    (0..steps.len()).map(move |i| {
-                        format!(
-                            "(${}, ${}, {i}, 'pending')",
-                            r * (steps.len() + 1) + 1,
-                            r * (steps.len() + 1) + i + 2
-                        )
-                    })
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(steps_insert(new_runs.len())));
         for job in &new_runs {
-            query = query.bind(&job.run.id);
-            for step in steps {
-                query = query.bind(step);
-            }
+            query = bind_steps(query, &job.run.id);
         }
         query.execute(&mut *tx).await?;
         let mut chain = AuditChain::lock(&mut tx, sqlite).await?;
@@ -1057,26 +979,10 @@ async fn write_deliveries(
             .iter()
             .map(|job| chain.seal(job.audit.clone()))
             .collect();
-        let sql = format!(
-            "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, detail, prev_hash, hash) \
-             VALUES {}",
-            rows(records.len(), 12)
-        );
+        let sql = format!("{AUDIT_INSERT} {}", rows(records.len(), 12));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for record in &records {
-            query = query
-                .bind(record.seq)
-                .bind(&record.at)
-                .bind(&record.entry.actor)
-                .bind(&record.entry.team)
-                .bind(&record.entry.role)
-                .bind(&record.entry.action)
-                .bind(&record.entry.target)
-                .bind(&record.entry.source_ip)
-                .bind(&record.entry.outcome)
-                .bind(&record.entry.detail)
-                .bind(&record.prev_hash)
-                .bind(&record.hash);
+            query = bind_audit(query, record);
         }
         query.execute(&mut *tx).await?;
     }
@@ -1131,37 +1037,130 @@ async fn insert_run_in(
     run: &NewRun,
 ) -> Result<(), StoreError> {
     let now = now_rfc3339();
-    sqlx::query(
-        "INSERT INTO runs (id, app, team, state, source_kind, source_ref, repository, commit_sha, branch, author, \
-         outputs, created_at, updated_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-    )
-    .bind(&run.id)
-    .bind(&run.app)
-    .bind(&run.team)
-    .bind(run.source_kind.as_str())
-    .bind(&run.source_ref)
-    .bind(&run.repository)
-    .bind(&run.commit)
-    .bind(&run.branch)
-    .bind(&run.author)
-    .bind(serde_json::json!({ "source": { "commit_time": run.commit_time } }).to_string())
-    .bind(&now)
-    .execute(&mut **conn)
-    .await?;
+    let sql = format!("{RUN_INSERT} {}", run_row(0));
+    bind_run(sqlx::query(sqlx::AssertSqlSafe(sql)), run, &now)
+        .execute(&mut **conn)
+        .await?;
     // One statement for all steps: intake is on the webhook hot path.
-    let mut sql = String::from("INSERT INTO run_steps (run_id, name, position, state) VALUES ");
-    for i in 0..crate::pipeline::STEPS.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("($1, ${}, {i}, 'pending')", i + 2));
-    }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&run.id);
+    bind_steps(sqlx::query(sqlx::AssertSqlSafe(steps_insert(1))), &run.id)
+        .execute(&mut **conn)
+        .await?;
+    Ok(())
+}
+
+/// A query of the `Any` driver, as `sqlx::query` makes it.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments>;
+
+/// A transaction that will write; see [`Store::write_tx`].
+async fn begin_write(
+    pool: &AnyPool,
+    sqlite: bool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    Ok(if sqlite {
+        pool.begin_with("BEGIN IMMEDIATE").await?
+    } else {
+        pool.begin().await?
+    })
+}
+
+/// `n` rows of `width` placeholders each, numbered on: `($1, $2), ($3, $4)`.
+fn rows(n: usize, width: usize) -> String {
+    (0..n)
+        .map(|r| {
+            let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const RUN_INSERT: &str = "INSERT INTO runs (id, app, team, state, source_kind, source_ref, repository, commit_sha, \
+     branch, author, outputs, created_at, updated_at) VALUES";
+
+/// The placeholders of the `r`-th new run of a `RUN_INSERT`, bound by [`bind_run`] (11 per run; created and
+/// updated share one).
+fn run_row(r: usize) -> String {
+    let p = |c: usize| format!("${}", r * 11 + c);
+    format!(
+        "({}, {}, {}, 'queued', {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(9),
+        p(10),
+        p(11),
+        p(11)
+    )
+}
+
+/// Binds one new run's values for [`run_row`].
+fn bind_run<'q>(query: AnyQuery<'q>, run: &NewRun, now: &str) -> AnyQuery<'q> {
+    query
+        .bind(&run.id)
+        .bind(&run.app)
+        .bind(&run.team)
+        .bind(run.source_kind.as_str())
+        .bind(&run.source_ref)
+        .bind(&run.repository)
+        .bind(&run.commit)
+        .bind(&run.branch)
+        .bind(&run.author)
+        .bind(serde_json::json!({ "source": { "commit_time": run.commit_time } }).to_string())
+        .bind(now)
+}
+
+/// One statement inserting the pipeline's steps, pending, for `runs` new runs; bound by [`bind_steps`] per run.
+fn steps_insert(runs: usize) -> String {
+    let steps = crate::pipeline::STEPS.len();
+    let rows: Vec<String> = (0..runs)
+        .flat_map(|r| {
+            (0..steps).map(move |i| {
+                format!(
+                    "(${}, ${}, {i}, 'pending')",
+                    r * (steps + 1) + 1,
+                    r * (steps + 1) + i + 2
+                )
+            })
+        })
+        .collect();
+    format!(
+        "INSERT INTO run_steps (run_id, name, position, state) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// Binds one run's id and step names for [`steps_insert`].
+fn bind_steps<'q>(mut query: AnyQuery<'q>, run_id: &str) -> AnyQuery<'q> {
+    query = query.bind(run_id);
     for step in crate::pipeline::STEPS {
         query = query.bind(step);
     }
-    query.execute(&mut **conn).await?;
-    Ok(())
+    query
+}
+
+const AUDIT_INSERT: &str = "INSERT INTO audit_log (seq, at, actor, team, role, action, target, source_ip, outcome, \
+     detail, prev_hash, hash) VALUES";
+
+/// Binds one sealed audit record's 12 values, in `AUDIT_INSERT`'s column order.
+fn bind_audit<'q>(query: AnyQuery<'q>, record: &crate::audit::AuditRecord) -> AnyQuery<'q> {
+    query
+        .bind(record.seq)
+        .bind(&record.at)
+        .bind(&record.entry.actor)
+        .bind(&record.entry.team)
+        .bind(&record.entry.role)
+        .bind(&record.entry.action)
+        .bind(&record.entry.target)
+        .bind(&record.entry.source_ip)
+        .bind(&record.entry.outcome)
+        .bind(&record.entry.detail)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
 }
 
 /// The wire name of a serde enum (`RunState::Published` → `published`).

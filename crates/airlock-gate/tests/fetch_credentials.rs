@@ -225,6 +225,19 @@ async fn finished_run(url: &str, token: &str, id: &str) -> Value {
     panic!("run {id} did not finish");
 }
 
+/// The run fetched `commit` and then stopped at build (the unknown stack).
+fn assert_fetched_then_stopped_at_build(view: &Value, commit: &str) {
+    assert_eq!(step(view, "fetch")["state"], "succeeded", "{view:#}");
+    assert!(
+        step(view, "fetch")["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&commit[..12]),
+        "{view:#}"
+    );
+    assert_eq!(view["error"]["step"], "build", "{view:#}");
+}
+
 fn step<'a>(view: &'a Value, name: &str) -> &'a Value {
     view["steps"]
         .as_array()
@@ -348,15 +361,7 @@ fetch_token = "{WRONG_HTTP_TOKEN}"
     // With the key: fetched over ssh, then stopped at build by the unknown stack.
     let accepted = push(&url, "d-ssh", "acme/hello", &commit).await;
     let view = finished_run(&url, &operator, accepted["run_id"].as_str().expect("id")).await;
-    assert_eq!(step(&view, "fetch")["state"], "succeeded", "{view:#}");
-    assert!(
-        step(&view, "fetch")["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains(&commit[..12]),
-        "{view:#}"
-    );
-    assert_eq!(view["error"]["step"], "build", "{view:#}");
+    assert_fetched_then_stopped_at_build(&view, &commit);
 
     // The same repository without a key: no accepted key, unknown host key; the run says the fetch failed.
     let accepted = push(&url, "d-nokey", "acme/hello-nokey", &commit).await;
@@ -374,15 +379,7 @@ fetch_token = "{WRONG_HTTP_TOKEN}"
     // Over smart HTTP with the mapped token: fetched, then stopped at build by the unknown stack.
     let accepted = push(&url, "d-http", "acme/hello-http", &commit).await;
     let view = finished_run(&url, &operator, accepted["run_id"].as_str().expect("id")).await;
-    assert_eq!(step(&view, "fetch")["state"], "succeeded", "{view:#}");
-    assert!(
-        step(&view, "fetch")["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains(&commit[..12]),
-        "{view:#}"
-    );
-    assert_eq!(view["error"]["step"], "build", "{view:#}");
+    assert_fetched_then_stopped_at_build(&view, &commit);
 
     // A wrong token: the server refuses it, and the run says so.
     let accepted = push(&url, "d-http-wrong", "acme/hello-http-wrong", &commit).await;

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::reference::validate_ref_name;
-use crate::store::{BlobStream, MAX_MANIFEST_SIZE, sniff_media_type, verify_stream};
+use crate::store::{
+    BlobStream, MAX_MANIFEST_SIZE, check_manifest_to_put, sniff_media_type, verify_stream,
+};
 use crate::types::ANNOTATION_REF_NAME;
 use crate::{Descriptor, Digest, Error, FetchedManifest, ImageIndex, Store};
 
@@ -285,17 +287,7 @@ impl OciLayout {
         media_type: &str,
         tag: Option<&str>,
     ) -> Result<Digest, Error> {
-        let digest = Digest::of(bytes);
-        if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-            return Err(Error::ManifestTooLarge {
-                reference: tag.map_or_else(|| digest.to_string(), str::to_string),
-                size: bytes.len() as u64,
-            });
-        }
-        serde_json::from_slice::<serde_json::Value>(bytes).map_err(|source| Error::Json {
-            what: format!("manifest {digest}"),
-            source,
-        })?;
+        let digest = check_manifest_to_put(bytes, tag)?;
         if let Some(tag) = tag {
             validate_ref_name(tag)?;
         }

@@ -11,7 +11,10 @@ use oci_client::{Client, Reference};
 pub use oci_client::secrets::RegistryAuth;
 
 use crate::registry_http::{RegistryHttp, bounded_body, small_body, status_error};
-use crate::store::{BlobStream, MAX_MANIFEST_SIZE, sniff_media_type, validate_tag, verify_stream};
+use crate::store::{
+    BlobStream, MAX_MANIFEST_SIZE, check_manifest_to_put, sniff_media_type, validate_tag,
+    verify_stream,
+};
 use crate::{Digest, Error, FetchedManifest, Store, media_type, validate_repository};
 
 /// Largest blob read into memory from a registry.
@@ -137,16 +140,18 @@ impl RegistryStore {
         }
     }
 
-    /// Sends a read of `path` in this repository; anything but a success (or `304 Not Modified`) is an
-    /// error in `oci-client`'s terms, so retries and not-found checks are the same for both clients.
-    async fn read(
+    /// Sends `method path` in this repository (with `body`, for a push); anything but a success (or
+    /// `304 Not Modified`) is an error in `oci-client`'s terms, so retries and not-found checks are the
+    /// same for both clients.
+    async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         headers: &reqwest::header::HeaderMap,
+        body: Option<bytes::Bytes>,
     ) -> Result<reqwest::Response, OciDistributionError> {
         let url = self.http.url(path);
-        let response = self.http.send(method, &url, headers).await?;
+        let response = self.http.send_body(method, &url, headers, body).await?;
         let status = response.status();
         if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
             Ok(response)
@@ -159,7 +164,7 @@ impl RegistryStore {
         let path = format!("blobs/{digest}");
         let none = reqwest::header::HeaderMap::new();
         with_retry("pull blob", || {
-            self.read(reqwest::Method::GET, &path, &none)
+            self.request(reqwest::Method::GET, &path, &none, None)
         })
         .await
         .map_err(|e| {
@@ -172,21 +177,6 @@ impl RegistryStore {
                 self.registry_error(e)
             }
         })
-    }
-
-    async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
-        let mut response = self.open_blob(digest).await?;
-        match bounded_body(&mut response, MAX_BLOB_SIZE).await {
-            Ok(Some(data)) => Ok(data),
-            Ok(None) => Err(Error::TooLarge {
-                what: format!("blob {digest} from {}", self.describe()),
-                limit: MAX_BLOB_SIZE,
-            }),
-            Err(e) => Err(Error::Registry {
-                store: self.describe(),
-                message: format!("reading blob {digest}: {e}"),
-            }),
-        }
     }
 }
 
@@ -264,7 +254,7 @@ impl Store for RegistryStore {
         let path = format!("blobs/{digest}");
         let none = reqwest::header::HeaderMap::new();
         match with_retry("check blob", || {
-            self.read(reqwest::Method::HEAD, &path, &none)
+            self.request(reqwest::Method::HEAD, &path, &none, None)
         })
         .await
         {
@@ -275,18 +265,32 @@ impl Store for RegistryStore {
     }
 
     async fn get_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
-        // A connection dropped in the middle of the body surfaces while streaming: fetch again.
+        // Opening the blob retries by itself; a connection dropped in the middle of the body surfaces only
+        // while reading it, so that is what is retried here (opening again from the start).
         let mut attempt = 1;
         loop {
-            match self.fetch_blob(digest).await {
-                Err(Error::Registry { .. }) if attempt < MAX_ATTEMPTS => {
+            let mut response = self.open_blob(digest).await?;
+            match bounded_body(&mut response, MAX_BLOB_SIZE).await {
+                Ok(Some(data)) => {
+                    digest.verify(&data, &self.describe())?;
+                    return Ok(data);
+                }
+                Ok(None) => {
+                    return Err(Error::TooLarge {
+                        what: format!("blob {digest} from {}", self.describe()),
+                        limit: MAX_BLOB_SIZE,
+                    });
+                }
+                Err(e) if attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, %digest, "blob read cut off, reading it again");
                     tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
-                Ok(data) => {
-                    digest.verify(&data, &self.describe())?;
-                    return Ok(data);
+                Err(e) => {
+                    return Err(Error::Registry {
+                        store: self.describe(),
+                        message: format!("reading blob {digest}: {e}"),
+                    });
                 }
             }
         }
@@ -412,17 +416,10 @@ impl Store for RegistryStore {
 
     async fn get_manifest(&self, reference: &str) -> Result<FetchedManifest, Error> {
         let expected = Digest::parse(reference).ok();
-        let oci_ref = match &expected {
-            Some(d) => self.digest_reference(d),
-            None => {
-                validate_tag(reference)?;
-                self.tag_reference(reference)
-            }
-        };
-        let path = format!(
-            "manifests/{}",
-            oci_ref.digest().or(oci_ref.tag()).unwrap_or(reference)
-        );
+        if expected.is_none() {
+            validate_tag(reference)?;
+        }
+        let path = format!("manifests/{reference}");
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
@@ -439,7 +436,7 @@ impl Store for RegistryStore {
             }
         };
         let mut response = with_retry("pull manifest", || {
-            self.read(reqwest::Method::GET, &path, &headers)
+            self.request(reqwest::Method::GET, &path, &headers, None)
         })
         .await
         .map_err(not_found)?;
@@ -480,17 +477,7 @@ impl Store for RegistryStore {
         media_type: &str,
         tag: Option<&str>,
     ) -> Result<Digest, Error> {
-        let digest = Digest::of(bytes);
-        if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-            return Err(Error::ManifestTooLarge {
-                reference: tag.map_or_else(|| digest.to_string(), str::to_string),
-                size: bytes.len() as u64,
-            });
-        }
-        serde_json::from_slice::<serde_json::Value>(bytes).map_err(|source| Error::Json {
-            what: format!("manifest {digest}"),
-            source,
-        })?;
+        let digest = check_manifest_to_put(bytes, tag)?;
         let reference = match tag {
             Some(tag) => {
                 validate_tag(tag)?;
@@ -506,18 +493,10 @@ impl Store for RegistryStore {
         })?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::CONTENT_TYPE, content_type);
-        let url = self.http.url(&format!("manifests/{reference}"));
+        let path = format!("manifests/{reference}");
         let body = bytes::Bytes::copy_from_slice(bytes);
-        let response = with_retry("push manifest", || async {
-            let response = self
-                .http
-                .send_body(reqwest::Method::PUT, &url, &headers, Some(body.clone()))
-                .await?;
-            if response.status().is_success() {
-                Ok(response)
-            } else {
-                Err(status_error(response).await)
-            }
+        let response = with_retry("push manifest", || {
+            self.request(reqwest::Method::PUT, &path, &headers, Some(body.clone()))
         })
         .await
         .map_err(|e| self.registry_error(e))?;
@@ -563,7 +542,7 @@ impl Store for RegistryStore {
                 headers.insert(reqwest::header::IF_NONE_MATCH, value);
             }
             let response = match with_retry("list tags", || {
-                self.read(reqwest::Method::GET, &path, &headers)
+                self.request(reqwest::Method::GET, &path, &headers, None)
             })
             .await
             {

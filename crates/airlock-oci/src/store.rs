@@ -77,6 +77,23 @@ pub fn verify_stream(
 /// Largest manifest accepted, as in the OCI distribution spec (4 MiB).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 
+/// The checks every store makes before storing manifest `bytes` (to be tagged `tag`, if any): at most
+/// [`MAX_MANIFEST_SIZE`] and JSON. Returns their digest.
+pub(crate) fn check_manifest_to_put(bytes: &[u8], tag: Option<&str>) -> Result<Digest, Error> {
+    let digest = Digest::of(bytes);
+    if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+        return Err(Error::ManifestTooLarge {
+            reference: tag.map_or_else(|| digest.to_string(), str::to_string),
+            size: bytes.len() as u64,
+        });
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes).map_err(|source| Error::Json {
+        what: format!("manifest {digest}"),
+        source,
+    })?;
+    Ok(digest)
+}
+
 /// A manifest as fetched: its exact bytes (so the digest stays valid), media type and digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedManifest {

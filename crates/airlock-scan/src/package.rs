@@ -45,6 +45,26 @@ impl Ecosystem {
         }
     }
 
+    /// The inverse of [`Ecosystem::osv_name`]: the ecosystem and the distribution release, if any
+    /// (`Alpine:v3.20` gives `3.20`), of an OSV ecosystem name; `None` for an ecosystem we do not scan.
+    pub fn from_osv_name(osv: &str) -> Option<(Ecosystem, Option<String>)> {
+        let (name, release) = match osv.split_once(':') {
+            Some((n, r)) => (n, Some(r.trim_start_matches('v').to_string())),
+            None => (osv, None),
+        };
+        let eco = match name {
+            "Debian" => Ecosystem::Debian,
+            "Alpine" => Ecosystem::Alpine,
+            "PyPI" => Ecosystem::PyPI,
+            "crates.io" => Ecosystem::CratesIo,
+            "npm" => Ecosystem::Npm,
+            "Go" => Ecosystem::Go,
+            "Maven" => Ecosystem::Maven,
+            _ => return None,
+        };
+        Some((eco, release))
+    }
+
     /// The package-URL type (`pkg:<type>/...`).
     pub fn purl_type(self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //! `sha256-<hex>.att` in the image's repository, one layer per signature or attestation. Works on any
 //! registry, including those without the OCI referrers API.
 
-use airlock_oci::{Descriptor, Digest, ImageManifest, Store, media_type};
+use airlock_oci::{Descriptor, Digest, FetchedManifest, ImageManifest, Store, media_type};
 
 use crate::SignError;
 
@@ -15,10 +15,8 @@ pub(crate) async fn read_attached(
     store: &dyn Store,
     tag: &str,
 ) -> Result<Option<(ImageManifest, Digest)>, SignError> {
-    let fetched = match store.get_manifest(tag).await {
-        Ok(f) => f,
-        Err(airlock_oci::Error::ManifestNotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(fetched) = get_manifest_if_present(store, tag).await? else {
+        return Ok(None);
     };
     let what = format!("{tag} ({}) in {}", fetched.digest, store.describe());
     let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
@@ -32,6 +30,38 @@ pub(crate) async fn read_attached(
         ));
     }
     Ok(Some((manifest, fetched.digest)))
+}
+
+/// Reads the manifest `reference`, or `None` when there is none. Other store errors pass through.
+pub(crate) async fn get_manifest_if_present(
+    store: &dyn Store,
+    reference: &str,
+) -> Result<Option<FetchedManifest>, SignError> {
+    match store.get_manifest(reference).await {
+        Ok(f) => Ok(Some(f)),
+        Err(airlock_oci::Error::ManifestNotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Refuses `manifest` (described by `what`) unless its `artifactType` is `artifact_type` and its config's
+/// media type is `config_type`; `kind` names what was expected ("a release artifact").
+pub(crate) fn expect_artifact(
+    manifest: &ImageManifest,
+    what: &str,
+    artifact_type: &str,
+    config_type: &str,
+    kind: &str,
+) -> Result<(), SignError> {
+    if manifest.artifact_type.as_deref() != Some(artifact_type)
+        || manifest.config.media_type != config_type
+    {
+        return Err(SignError::invalid(
+            what,
+            format!("not {kind} (artifactType {:?})", manifest.artifact_type),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a layer blob after checking its announced size against `limit`; the store verifies its digest.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use airlock_oci::{Descriptor, Digest, ImageManifest, Store, media_type};
 use serde::{Deserialize, Serialize};
 
-use crate::attached::read_layer;
+use crate::attached::{expect_artifact, read_layer};
 use crate::cosign::verify_manifest_signature_for;
 use crate::{
     KeyId, SignError, SigningKey, TrustConfig, TrustSet, VerifiedAttestation, manifests_tar,
@@ -264,17 +264,13 @@ pub async fn verify(
     let what = format!("release {reference} ({digest})");
 
     let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
-    if manifest.artifact_type.as_deref() != Some(RELEASE_ARTIFACT_TYPE)
-        || manifest.config.media_type != RELEASE_ARTIFACT_TYPE
-    {
-        return Err(SignError::invalid(
-            &what,
-            format!(
-                "not a release artifact (artifactType {:?})",
-                manifest.artifact_type
-            ),
-        ));
-    }
+    expect_artifact(
+        &manifest,
+        &what,
+        RELEASE_ARTIFACT_TYPE,
+        RELEASE_ARTIFACT_TYPE,
+        "a release artifact",
+    )?;
     let config_bytes = read_layer(store, &manifest.config, MAX_RELEASE_CONFIG, &what).await?;
     let config: ReleaseConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| SignError::json(format!("config of {what}"), e))?;

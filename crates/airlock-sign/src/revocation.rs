@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use airlock_oci::{Descriptor, Digest, ImageManifest, Store, media_type};
 use serde::{Deserialize, Serialize};
 
-use crate::attached::read_layer;
+use crate::attached::{expect_artifact, get_manifest_if_present, read_layer};
 use crate::cosign::verify_manifest_signature_for;
 use crate::{KeyId, SignError, SigningKey, TrustSet, sign_manifest};
 
@@ -102,27 +102,21 @@ pub async fn read_revocations(
     trust: &TrustSet,
     min_sequence: Option<u64>,
 ) -> Result<Option<VerifiedRevocations>, SignError> {
-    let fetched = match store.get_manifest(REVOCATIONS_TAG).await {
-        Ok(f) => f,
-        Err(airlock_oci::Error::ManifestNotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(fetched) = get_manifest_if_present(store, REVOCATIONS_TAG).await? else {
+        return Ok(None);
     };
     let digest = fetched.digest;
     let (signed_by, _) =
         verify_manifest_signature_for(store, &[docker_reference], &digest, trust).await?;
     let what = format!("revocation list {docker_reference}:{REVOCATIONS_TAG} ({digest})");
     let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
-    if manifest.artifact_type.as_deref() != Some(REVOCATIONS_ARTIFACT_TYPE)
-        || manifest.config.media_type != REVOCATIONS_ARTIFACT_TYPE
-    {
-        return Err(SignError::invalid(
-            &what,
-            format!(
-                "not a revocation list (artifactType {:?})",
-                manifest.artifact_type
-            ),
-        ));
-    }
+    expect_artifact(
+        &manifest,
+        &what,
+        REVOCATIONS_ARTIFACT_TYPE,
+        REVOCATIONS_ARTIFACT_TYPE,
+        "a revocation list",
+    )?;
     let bytes = read_layer(store, &manifest.config, MAX_REVOCATION_LIST, &what).await?;
     let list: RevocationList =
         serde_json::from_slice(&bytes).map_err(|e| SignError::json(what.clone(), e))?;

@@ -17,7 +17,7 @@ use airlock_oci::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::attached::read_layer;
+use crate::attached::{expect_artifact, get_manifest_if_present, read_layer};
 use crate::cosign::verify_manifest_signature_for;
 use crate::{KeyId, SignError, SigningKey, TrustSet, sign_manifest};
 
@@ -87,10 +87,8 @@ pub async fn read_vulndb(
     known: Option<&Digest>,
     min_modified: Option<&str>,
 ) -> Result<Option<VerifiedVulnDb>, SignError> {
-    let fetched = match store.get_manifest(VULNDB_TAG).await {
-        Ok(f) => f,
-        Err(airlock_oci::Error::ManifestNotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(fetched) = get_manifest_if_present(store, VULNDB_TAG).await? else {
+        return Ok(None);
     };
     let digest = fetched.digest;
     if known == Some(&digest) {
@@ -100,17 +98,13 @@ pub async fn read_vulndb(
         verify_manifest_signature_for(store, &[docker_reference], &digest, trust).await?;
     let what = format!("vulnerability database {docker_reference}:{VULNDB_TAG} ({digest})");
     let manifest = ImageManifest::from_bytes(&fetched.bytes, &what)?;
-    if manifest.artifact_type.as_deref() != Some(VULNDB_ARTIFACT_TYPE)
-        || manifest.config.media_type != VULNDB_CONFIG_TYPE
-    {
-        return Err(SignError::invalid(
-            &what,
-            format!(
-                "not a vulnerability database (artifactType {:?})",
-                manifest.artifact_type
-            ),
-        ));
-    }
+    expect_artifact(
+        &manifest,
+        &what,
+        VULNDB_ARTIFACT_TYPE,
+        VULNDB_CONFIG_TYPE,
+        "a vulnerability database",
+    )?;
     let [layer] = manifest.layers.as_slice() else {
         return Err(SignError::invalid(
             &what,

@@ -9,9 +9,11 @@ use airlock_sign::{
     ReleaseConfig, ReleaseImage, SigningKey, attach_attestations, publish_release, sign_envelope,
     sign_manifest, statement,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use airlock_agent::{SourceOptions, SourceSpec, SyncConfig, TargetSpec, load_trust};
 
 /// What to publish for one release.
 pub struct Release<'a> {
@@ -29,6 +31,11 @@ pub struct Release<'a> {
     pub content: String,
     /// Attestation subject (the image itself unless testing a mismatch).
     pub attest_subject: Option<Digest>,
+    /// Predicates to attest instead of the default one of their kind (e.g. an SBOM, a scan result).
+    pub predicates: BTreeMap<&'static str, Value>,
+    /// The Deployment names the image as `REFERENCE@DIGEST` (as rendered manifests do) instead of
+    /// [`manifest_text`].
+    pub names_image: bool,
 }
 
 impl<'a> Release<'a> {
@@ -42,6 +49,8 @@ impl<'a> Release<'a> {
             reference: format!("airlock.local/{app}"),
             content: format!("{app} v{sequence}"),
             attest_subject: None,
+            predicates: BTreeMap::new(),
+            names_image: false,
         }
     }
 }
@@ -58,6 +67,12 @@ pub fn manifest_text(app: &str, env: &str, sequence: u64) -> String {
 
 /// Builds, signs, attests and publishes a release as the gate does. Returns the release digest.
 pub async fn publish(store: &dyn Store, r: Release<'_>) -> Digest {
+    publish_with_image(store, r).await.0
+}
+
+/// Puts the image of `r` into `store` (tagged `run-SEQUENCE`) with its signature and attestations, as
+/// the gate does before publishing the release. Returns the image digest.
+pub async fn signed_image(store: &dyn Store, r: &Release<'_>) -> Digest {
     let image = put_image(store, r.content.as_bytes(), &format!("run-{}", r.sequence)).await;
     sign_manifest(store, &r.reference, &image, r.key)
         .await
@@ -67,6 +82,7 @@ pub async fn publish(store: &dyn Store, r: Release<'_>) -> Digest {
         .iter()
         .map(|kind| {
             let predicate = match *kind {
+                _ if r.predicates.contains_key(kind) => r.predicates[kind].clone(),
                 POLICY_DECISION => json!({
                     "decision": {"allowed": true, "violations": [], "warnings": [], "policy_digest": "sha256:00"},
                     "policy_digest": "sha256:00", "run": "run-1", "gate": "test-gate"}),
@@ -79,6 +95,12 @@ pub async fn publish(store: &dyn Store, r: Release<'_>) -> Digest {
     attach_attestations(store, &image, &envelopes)
         .await
         .unwrap();
+    image
+}
+
+/// [`publish`], returning the release digest and the image digest.
+pub async fn publish_with_image(store: &dyn Store, r: Release<'_>) -> (Digest, Digest) {
+    let image = signed_image(store, &r).await;
     let release = ReleaseConfig {
         app: r.app.into(),
         team: "web".into(),
@@ -87,7 +109,7 @@ pub async fn publish(store: &dyn Store, r: Release<'_>) -> Digest {
         source: format!("https://git.example/web/{}", r.app),
         image: ReleaseImage {
             repository: r.reference.clone(),
-            digest: image,
+            digest: image.clone(),
         },
         created: "2026-11-23T09:00:00Z".into(),
         environments: r.envs.iter().map(|e| e.to_string()).collect(),
@@ -101,14 +123,22 @@ pub async fn publish(store: &dyn Store, r: Release<'_>) -> Digest {
                 env.to_string(),
                 BTreeMap::from([(
                     "deployment.yaml".to_string(),
-                    manifest_text(r.app, env, r.sequence),
+                    if r.names_image {
+                        format!(
+                            "kind: Deployment\nmetadata:\n  name: {}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {}@{image}\n",
+                            r.app, r.reference
+                        )
+                    } else {
+                        manifest_text(r.app, env, r.sequence)
+                    },
                 )]),
             )
         })
         .collect();
-    publish_release(store, &r.reference, &release, &manifests, r.key)
+    let digest = publish_release(store, &r.reference, &release, &manifests, r.key)
         .await
-        .unwrap()
+        .unwrap();
+    (digest, image)
 }
 
 /// Writes `key`'s public key as PEM into `dir/name`.
@@ -116,6 +146,27 @@ pub fn key_file(dir: &Path, key: &SigningKey, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, key.public_key().to_pem()).unwrap();
     path
+}
+
+/// A configuration syncing `hello` from `docker://HOST/boundary` of `registry` (plain HTTP) into
+/// `target` for `staging`, trusting `key` (its public key written into `dir`).
+pub fn registry_config(
+    dir: &Path,
+    registry: &Registry,
+    key: &SigningKey,
+    target: TargetSpec,
+) -> SyncConfig {
+    let trust = load_trust(&[key_file(dir, key, "gate.pub")]).unwrap();
+    let source: SourceSpec = format!("docker://{}/boundary", registry.host())
+        .parse()
+        .unwrap();
+    let mut cfg = SyncConfig::new(source, trust, "staging", target);
+    cfg.source_options = SourceOptions {
+        apps: vec!["hello".into()],
+        insecure: true,
+        credentials: None,
+    };
+    cfg
 }
 
 /// The shipped admission policies.
