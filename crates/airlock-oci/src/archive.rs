@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::media_type::{is_index, is_manifest};
-use crate::store::BlobStream;
+use crate::store::{BlobStream, OpenBlobStream};
 use crate::{
     Descriptor, Digest, DigestWriter, Error, FetchedManifest, ImageIndex, ImageManifest, OciLayout,
     Store,
@@ -464,8 +464,8 @@ impl Store for OciArchive {
         &self,
         digest: &Digest,
         size: u64,
-        stream: BlobStream,
+        open: OpenBlobStream<'_>,
     ) -> Result<(), Error> {
-        self.layout.put_blob_stream(digest, size, stream).await
+        self.layout.put_blob_stream(digest, size, open).await
     }
 }

@@ -224,11 +224,17 @@ async fn copy_fetched(
 /// Attempts at moving one blob when a registry fails in the middle of it.
 const BLOB_ATTEMPTS: u32 = 3;
 
-/// Most blobs moved at the same time by one copy (skopeo moves 6 at once too).
+/// Most blobs one copy works on at the same time: checked, mounted, moving or being committed (skopeo
+/// moves 6 at once too).
 pub const MAX_PARALLEL_BLOBS: usize = 6;
+/// Most of those whose bytes are moving. A registry commits an upload only when its data is on disk
+/// (fsync); when every blob moves at once, every blob's commit waits at the end with nothing else to do.
+/// With fewer moving, the first commits overlap the last transfers.
+pub const MAX_STREAMING_BLOBS: usize = 3;
 
-/// Copies the blobs `dst` lacks, at most [`MAX_PARALLEL_BLOBS`] at a time. Between two repositories of one
-/// registry a blob is mounted rather than moved; anything else is read (verified) and written.
+/// Copies the blobs `dst` lacks, largest first, at most [`MAX_PARALLEL_BLOBS`] at a time and at most
+/// [`MAX_STREAMING_BLOBS`] of them moving bytes. Between two repositories of one registry a blob is
+/// mounted rather than moved; anything else is read (verified) and written.
 pub(crate) async fn copy_blobs(
     src: &dyn Store,
     dst: &dyn Store,
@@ -240,20 +246,37 @@ pub(crate) async fn copy_blobs(
         _ => None,
     };
     let mut seen = std::collections::BTreeSet::new();
-    let mut queue = blobs
+    let mut blobs: Vec<&Descriptor> = blobs
         .iter()
         .copied()
-        .filter(|b| seen.insert(b.digest.clone()));
+        .filter(|b| seen.insert(b.digest.clone()))
+        .collect();
+    // Largest first: the copy ends with small blobs in flight, not with one large blob moving alone.
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
+    let mut queue = blobs.into_iter();
     // Named async fns in a FuturesUnordered rather than closures in a stream adapter: the futures then
     // stay `Send` for any lifetime, which `tokio::spawn` of a caller needs.
+    let streaming = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_STREAMING_BLOBS));
     let mut running = futures::stream::FuturesUnordered::new();
     for blob in queue.by_ref().take(MAX_PARALLEL_BLOBS) {
-        running.push(copy_blob(src, dst, blob, same_registry.as_deref()));
+        running.push(copy_blob(
+            src,
+            dst,
+            blob,
+            same_registry.as_deref(),
+            &streaming,
+        ));
     }
     while let Some(result) = running.next().await {
         result?;
         if let Some(blob) = queue.next() {
-            running.push(copy_blob(src, dst, blob, same_registry.as_deref()));
+            running.push(copy_blob(
+                src,
+                dst,
+                blob,
+                same_registry.as_deref(),
+                &streaming,
+            ));
         }
     }
     Ok(())
@@ -268,6 +291,7 @@ async fn copy_blob(
     dst: &dyn Store,
     blob: &Descriptor,
     mount_from: Option<&str>,
+    streaming: &std::sync::Arc<tokio::sync::Semaphore>,
 ) -> Result<(), Error> {
     if dst.has_blob(&blob.digest).await? {
         return Ok(());
@@ -279,8 +303,17 @@ async fn copy_blob(
     }
     let mut attempt = 1;
     loop {
-        let stream = src.get_blob_stream(&blob.digest).await?;
-        match dst.put_blob_stream(&blob.digest, blob.size, stream).await {
+        // The destination opens its side first; the permit is taken when it asks for the bytes.
+        let open = Box::pin(async move {
+            let permit = streaming
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("a copy never closes its semaphore");
+            let stream = src.get_blob_stream(&blob.digest).await?;
+            Ok(release_at_end(stream, blob.size, permit))
+        });
+        match dst.put_blob_stream(&blob.digest, blob.size, open).await {
             Err(Error::Registry { .. }) if attempt < BLOB_ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
                 attempt += 1;
@@ -288,6 +321,29 @@ async fn copy_blob(
             other => return other,
         }
     }
+}
+
+/// `stream` of a blob of `size` bytes, releasing `permit` with its last bytes (or an error). The HTTP
+/// client stops reading a body once it has sent the `Content-Length`, so the end of the stream itself is
+/// never seen before the response.
+fn release_at_end(
+    stream: crate::store::BlobStream,
+    size: u64,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> crate::store::BlobStream {
+    use futures::StreamExt;
+    let mut permit = Some(permit);
+    let mut passed = 0u64;
+    Box::pin(stream.map(move |item| {
+        match &item {
+            Ok(chunk) => passed += chunk.len() as u64,
+            Err(_) => passed = size,
+        }
+        if passed >= size {
+            permit.take();
+        }
+        item
+    }))
 }
 
 /// What [`copy_with_attachments`] should bring along.
@@ -317,8 +373,9 @@ pub fn attachment_tags(digest: &Digest) -> [String; 2] {
 
 /// Copies the image at `reference` like [`copy_image`] (digests preserved) and then the cosign signature
 /// and attestation tags of every manifest copied, under the same tag names, so signatures keep verifying
-/// at the destination. The order is image (by digest), attachments, then `dst_tag`: a reader never sees a
-/// signature of an image that is not there yet, nor a tag whose signature has not arrived.
+/// at the destination. With attachments the order is image (by digest), attachments, then `dst_tag`: a
+/// reader never sees a signature of an image that is not there yet, nor a tag whose signature has not
+/// arrived. Without any, the image is written once, with its tag.
 pub async fn copy_with_attachments(
     src: &dyn Store,
     dst: &dyn Store,
@@ -344,20 +401,28 @@ pub async fn copy_with_attachments(
         let index = ImageIndex::from_bytes(&fetched.bytes, &what)?;
         copied.extend(index.manifests.iter().map(|d| d.digest.clone()));
     }
+    let found = futures::future::try_join_all(
+        copied
+            .iter()
+            .flat_map(attachment_tags)
+            .map(|tag| find_attachment(src, tag)),
+    )
+    .await?;
+    let found: Vec<(String, FetchedManifest)> = found.into_iter().flatten().collect();
+    if found.is_empty() {
+        // Nothing to order: the image goes with its tag in one write.
+        let digest = copy_fetched(src, dst, &reference, fetched, dst_tag, 0).await?;
+        return Ok(CopyReport {
+            digest,
+            attachments: Vec::new(),
+        });
+    }
     let (bytes, media_type) = (fetched.bytes.clone(), fetched.media_type.clone());
     let digest = copy_fetched(src, dst, &reference, fetched, None, 0).await?;
     let mut attachments = Vec::new();
-    for d in &copied {
-        for tag in attachment_tags(d) {
-            match src.get_manifest(&tag).await {
-                Ok(att) => {
-                    copy_fetched(src, dst, &tag, att, Some(&tag), 0).await?;
-                    attachments.push(tag);
-                }
-                Err(Error::ManifestNotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+    for (tag, attachment) in found {
+        copy_fetched(src, dst, &tag, attachment, Some(&tag), 0).await?;
+        attachments.push(tag);
     }
     if let Some(tag) = dst_tag {
         dst.put_manifest(&bytes, &media_type, Some(tag)).await?;
@@ -366,6 +431,18 @@ pub async fn copy_with_attachments(
         digest,
         attachments,
     })
+}
+
+/// The manifest `src` has under the cosign tag `tag`, if any.
+async fn find_attachment(
+    src: &dyn Store,
+    tag: String,
+) -> Result<Option<(String, FetchedManifest)>, Error> {
+    match src.get_manifest(&tag).await {
+        Ok(found) => Ok(Some((tag, found))),
+        Err(Error::ManifestNotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::reference::validate_ref_name;
 use crate::store::{
-    BlobStream, MAX_MANIFEST_SIZE, check_manifest_to_put, sniff_media_type, verify_stream,
+    BlobStream, MAX_MANIFEST_SIZE, OpenBlobStream, check_manifest_to_put, sniff_media_type,
+    verify_stream,
 };
 use crate::types::ANNOTATION_REF_NAME;
 use crate::{Descriptor, Digest, Error, FetchedManifest, ImageIndex, Store};
@@ -469,7 +470,7 @@ impl Store for OciLayout {
         &self,
         digest: &Digest,
         size: u64,
-        mut stream: BlobStream,
+        open: OpenBlobStream<'_>,
     ) -> Result<(), Error> {
         use futures::StreamExt;
         use std::io::Write as _;
@@ -481,6 +482,7 @@ impl Store for OciLayout {
         {
             return Ok(());
         }
+        let mut stream = open.await?;
         static STREAM_COUNTER: AtomicU64 = AtomicU64::new(0);
         let tmp = path.with_file_name(format!(
             ".tmp-{}-{}-{}",

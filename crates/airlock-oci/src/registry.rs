@@ -1,19 +1,20 @@
-//! A [`Store`] over an OCI distribution registry, through `oci-client`.
+//! A [`Store`] over an OCI distribution registry, speaking the distribution API with `oci-client`'s
+//! credential and error types.
 //!
-//! Everything fetched is verified against its digest here again (whatever the client already checked), and
-//! sizes are bounded. Credentials are only handed to the client; they never appear in errors or logs.
+//! Everything fetched is verified against its digest, and sizes are bounded. Credentials are only put in
+//! request headers; they never appear in errors or logs.
 
 use futures::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::{Client, Reference};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode};
 
 pub use oci_client::secrets::RegistryAuth;
 
 use crate::registry_http::{RegistryHttp, bounded_body, small_body, status_error};
 use crate::store::{
-    BlobStream, MAX_MANIFEST_SIZE, check_manifest_to_put, sniff_media_type, validate_tag,
-    verify_stream,
+    BlobStream, MAX_MANIFEST_SIZE, OpenBlobStream, check_manifest_to_put, sniff_media_type,
+    validate_tag, verify_stream,
 };
 use crate::{Digest, Error, FetchedManifest, Store, media_type, validate_repository};
 
@@ -25,12 +26,10 @@ const TAG_PAGE: usize = 1000;
 
 /// One repository in a registry, e.g. `127.0.0.1:5000` + `team/app`.
 pub struct RegistryStore {
-    client: Client,
     registry: String,
     repository: String,
-    auth: RegistryAuth,
-    /// Reads (tags, manifests, blobs) go through this client: it authenticates once, on a challenge,
-    /// where `oci-client` pings `/v2/` before every request to an open registry.
+    /// Every request goes through this client: it authenticates once, on a challenge, where `oci-client`'s
+    /// own client pings `/v2/` before every request to an open registry.
     /// (Boxed: the store is a variant of `OpenedStore` and should stay small.)
     http: Box<RegistryHttp>,
 }
@@ -64,39 +63,17 @@ impl RegistryStore {
                 message: "registry host must be host[:port] without scheme or path".to_string(),
             });
         }
-        let protocol = if insecure {
-            ClientProtocol::HttpsExcept(vec![registry_host.to_string()])
-        } else {
-            ClientProtocol::Https
-        };
-        let config = ClientConfig {
-            protocol,
-            connect_timeout: Some(std::time::Duration::from_secs(30)),
-            read_timeout: Some(std::time::Duration::from_secs(300)),
-            // One PUT per blob: chunked uploads cost a round trip per chunk and gain nothing for blobs
-            // that are already in memory.
-            use_monolithic_push: true,
-            ..Default::default()
-        };
-        let http =
-            RegistryHttp::new(registry_host, repository, auth.clone(), insecure).map_err(|e| {
-                Error::Registry {
-                    store: registry_host.to_string(),
-                    message: format!("cannot create an HTTP client: {e}"),
-                }
-            })?;
+        let http = RegistryHttp::new(registry_host, repository, auth, insecure).map_err(|e| {
+            Error::Registry {
+                store: registry_host.to_string(),
+                message: format!("cannot create an HTTP client: {e}"),
+            }
+        })?;
         Ok(RegistryStore {
-            client: Client::new(config),
             registry: registry_host.to_string(),
             repository: repository.to_string(),
-            auth,
             http: Box::new(http),
         })
-    }
-
-    /// The underlying `oci-client` client (auth for this registry is stored after the first call).
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// The registry host.
@@ -107,30 +84,6 @@ impl RegistryStore {
     /// The repository name.
     pub fn repository(&self) -> &str {
         &self.repository
-    }
-
-    /// An `oci-client` reference to `tag` in this repository.
-    pub fn tag_reference(&self, tag: &str) -> Reference {
-        Reference::with_tag(
-            self.registry.clone(),
-            self.repository.clone(),
-            tag.to_string(),
-        )
-    }
-
-    /// An `oci-client` reference to `digest` in this repository.
-    pub fn digest_reference(&self, digest: &Digest) -> Reference {
-        Reference::with_digest(
-            self.registry.clone(),
-            self.repository.clone(),
-            digest.to_string(),
-        )
-    }
-
-    async fn ensure_auth(&self) {
-        self.client
-            .store_auth_if_needed(&self.registry, &self.auth)
-            .await;
     }
 
     fn registry_error(&self, err: OciDistributionError) -> Error {
@@ -145,26 +98,39 @@ impl RegistryStore {
     /// same for both clients.
     async fn request(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
-        headers: &reqwest::header::HeaderMap,
+        headers: &HeaderMap,
         body: Option<bytes::Bytes>,
     ) -> Result<reqwest::Response, OciDistributionError> {
         let url = self.http.url(path);
-        let response = self.http.send_body(method, &url, headers, body).await?;
-        let status = response.status();
-        if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
-            Ok(response)
-        } else {
-            Err(status_error(response).await)
-        }
+        success(self.http.send_body(method, &url, headers, body).await?).await
+    }
+
+    /// Opens an upload session for `digest` and returns the URL that commits it when the bytes are `PUT`
+    /// there (one request for the whole blob: chunked uploads cost a round trip per chunk).
+    async fn begin_upload(&self, digest: &Digest) -> Result<reqwest::Url, OciDistributionError> {
+        let response = self
+            .request(Method::POST, "blobs/uploads/", &HeaderMap::new(), None)
+            .await?;
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                OciDistributionError::GenericError(Some(format!(
+                    "{} opened an upload session without a Location",
+                    self.describe()
+                )))
+            })?;
+        self.http.upload_location(location, digest.as_str())
     }
 
     async fn open_blob(&self, digest: &Digest) -> Result<reqwest::Response, Error> {
         let path = format!("blobs/{digest}");
-        let none = reqwest::header::HeaderMap::new();
+        let none = HeaderMap::new();
         with_retry("pull blob", || {
-            self.request(reqwest::Method::GET, &path, &none, None)
+            self.request(Method::GET, &path, &none, None)
         })
         .await
         .map_err(|e| {
@@ -178,6 +144,28 @@ impl RegistryStore {
             }
         })
     }
+}
+
+/// The response if it is a success (or `304 Not Modified`); anything else as an error in `oci-client`'s
+/// terms, so retries and not-found checks are the same for every request.
+async fn success(response: reqwest::Response) -> Result<reqwest::Response, OciDistributionError> {
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        Ok(response)
+    } else {
+        Err(status_error(response).await)
+    }
+}
+
+/// The headers of a blob upload of `size` bytes.
+fn blob_headers(size: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+    headers
 }
 
 /// Attempts per registry call: the first plus retries after 0.2 s, 0.4 s, 0.8 s, 1.6 s.
@@ -252,9 +240,9 @@ impl Store for RegistryStore {
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, Error> {
         let path = format!("blobs/{digest}");
-        let none = reqwest::header::HeaderMap::new();
+        let none = HeaderMap::new();
         match with_retry("check blob", || {
-            self.request(reqwest::Method::HEAD, &path, &none, None)
+            self.request(Method::HEAD, &path, &none, None)
         })
         .await
         {
@@ -322,17 +310,22 @@ impl Store for RegistryStore {
         ))
     }
 
+    /// Uploads the stream without asking first whether the registry has the blob: the one caller, a
+    /// copy, has just asked.
     async fn put_blob_stream(
         &self,
         digest: &Digest,
         size: u64,
-        stream: BlobStream,
+        open: OpenBlobStream<'_>,
     ) -> Result<(), Error> {
-        if self.has_blob(digest).await? {
-            return Ok(());
-        }
-        // Writes go through `oci-client`, which needs the credentials stored (reads do not use it).
-        self.ensure_auth().await;
+        // Opening the session is retried and authenticates; the bytes go once (a stream cannot be
+        // replayed; the copy starts the blob again when this fails). The session is opened before the
+        // bytes: a registry may take long to answer while it commits other blobs (fsync), and the source
+        // should not wait on that.
+        let url = with_retry("push blob", || self.begin_upload(digest))
+            .await
+            .map_err(|e| self.registry_error(e))?;
+        let stream = open.await?;
         // The registry checks the digest before it commits the upload; an error item from the source
         // aborts the request body, so nothing is committed.
         // The source's own error (e.g. a digest mismatch naming blob and source) is kept to be returned
@@ -345,23 +338,26 @@ impl Store for RegistryStore {
                 if let Ok(mut slot) = slot.lock() {
                     *slot = Some(e);
                 }
-                OciDistributionError::GenericError(Some(message))
+                std::io::Error::other(message)
             })
         });
-        let pushed = self
-            .client
-            .push_blob_stream(
-                &self.digest_reference(digest),
-                body,
-                digest.as_str(),
-                Some(size),
+        let pushed = match self
+            .http
+            .send_stream(
+                Method::PUT,
+                url.as_str(),
+                &blob_headers(size),
+                reqwest::Body::wrap_stream(body),
             )
-            .await;
+            .await
+        {
+            Ok(response) => success(response).await.map(drop),
+            Err(e) => Err(e),
+        };
         if let Some(e) = source_error.lock().ok().and_then(|mut s| s.take()) {
             return Err(e);
         }
-        pushed.map_err(|e| self.registry_error(e))?;
-        Ok(())
+        pushed.map_err(|e| self.registry_error(e))
     }
 
     fn registry_location(&self) -> Option<(String, String)> {
@@ -376,15 +372,12 @@ impl Store for RegistryStore {
         let url = self.http.url(&format!(
             "blobs/uploads/?mount={digest}&from={from_repository}"
         ));
-        let none = reqwest::header::HeaderMap::new();
-        let response = with_retry("mount blob", || {
-            self.http.send(reqwest::Method::POST, &url, &none)
-        })
-        .await;
+        let none = HeaderMap::new();
+        let response = with_retry("mount blob", || self.http.send(Method::POST, &url, &none)).await;
         // 201: mounted. A registry that does not mount answers 202 (an upload session, left to expire) or
         // an error: either way the caller falls back to copying the bytes.
         match response {
-            Ok(r) if r.status() == reqwest::StatusCode::CREATED => Ok(true),
+            Ok(r) if r.status() == StatusCode::CREATED => Ok(true),
             Ok(r) => {
                 tracing::debug!(status = %r.status(), %digest, "cross-repository mount not done");
                 Ok(false)
@@ -401,13 +394,15 @@ impl Store for RegistryStore {
         if self.has_blob(digest).await? {
             return Ok(());
         }
-        // Writes go through `oci-client`, which needs the credentials stored (reads do not use it).
-        self.ensure_auth().await;
-        let reference = self.digest_reference(digest);
         let data = bytes::Bytes::copy_from_slice(data);
-        with_retry("push blob", || {
-            self.client
-                .push_blob(&reference, data.clone(), digest.as_str())
+        let headers = blob_headers(data.len() as u64);
+        with_retry("push blob", || async {
+            let url = self.begin_upload(digest).await?;
+            let response = self
+                .http
+                .send_body(Method::PUT, url.as_str(), &headers, Some(data.clone()))
+                .await?;
+            success(response).await
         })
         .await
         .map_err(|e| self.registry_error(e))?;
@@ -420,10 +415,10 @@ impl Store for RegistryStore {
             validate_tag(reference)?;
         }
         let path = format!("manifests/{reference}");
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
-            reqwest::header::HeaderValue::from_static(ACCEPT_MANIFESTS),
+            HeaderValue::from_static(ACCEPT_MANIFESTS),
         );
         let not_found = |e: OciDistributionError| {
             if is_not_found(&e) {
@@ -436,7 +431,7 @@ impl Store for RegistryStore {
             }
         };
         let mut response = with_retry("pull manifest", || {
-            self.request(reqwest::Method::GET, &path, &headers, None)
+            self.request(Method::GET, &path, &headers, None)
         })
         .await
         .map_err(not_found)?;
@@ -485,18 +480,17 @@ impl Store for RegistryStore {
             }
             None => digest.to_string(),
         };
-        let content_type = reqwest::header::HeaderValue::from_str(media_type).map_err(|_| {
-            Error::UnsupportedMediaType {
+        let content_type =
+            HeaderValue::from_str(media_type).map_err(|_| Error::UnsupportedMediaType {
                 media_type: media_type.to_string(),
                 reference: digest.to_string(),
-            }
-        })?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(reqwest::header::CONTENT_TYPE, content_type);
+            })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, content_type);
         let path = format!("manifests/{reference}");
         let body = bytes::Bytes::copy_from_slice(bytes);
         let response = with_retry("push manifest", || {
-            self.request(reqwest::Method::PUT, &path, &headers, Some(body.clone()))
+            self.request(Method::PUT, &path, &headers, Some(body.clone()))
         })
         .await
         .map_err(|e| self.registry_error(e))?;
@@ -534,15 +528,15 @@ impl Store for RegistryStore {
                 path.push_str("&last=");
                 path.push_str(last);
             }
-            let mut headers = reqwest::header::HeaderMap::new();
+            let mut headers = HeaderMap::new();
             if last.is_none()
                 && let Some((tag, _)) = seen.as_ref()
-                && let Ok(value) = reqwest::header::HeaderValue::from_str(tag)
+                && let Ok(value) = HeaderValue::from_str(tag)
             {
                 headers.insert(reqwest::header::IF_NONE_MATCH, value);
             }
             let response = match with_retry("list tags", || {
-                self.request(reqwest::Method::GET, &path, &headers, None)
+                self.request(Method::GET, &path, &headers, None)
             })
             .await
             {
@@ -551,7 +545,7 @@ impl Store for RegistryStore {
                 Err(e) if is_not_found(&e) => break,
                 Err(e) => return Err(self.registry_error(e)),
             };
-            if response.status() == reqwest::StatusCode::NOT_MODIFIED
+            if response.status() == StatusCode::NOT_MODIFIED
                 && let Some((_, cached)) = seen.as_ref()
             {
                 return Ok(cached.clone());

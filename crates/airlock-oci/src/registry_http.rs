@@ -1,4 +1,5 @@
-//! Requests to a registry (reads, mounts, manifest pushes) with authentication learned once per store.
+//! Requests to a registry (reads, uploads, mounts, manifest pushes) with authentication learned once per
+//! store.
 //!
 //! `oci-client` sends `GET /v2/` before every request when the registry answers it without a challenge (an
 //! open registry: nothing to cache), doubling the requests of a poller. Here a request goes out with the
@@ -25,6 +26,10 @@ pub(crate) struct RegistryHttp {
     auth: RegistryAuth,
     /// The header that answered the last challenge (`None`: send none).
     authorization: tokio::sync::RwLock<Option<HeaderValue>>,
+    /// Held while a challenge is answered: requests that meet the same challenge together (a copy checks
+    /// several blobs at once) then ask for one token, not one each, and a narrower token never replaces
+    /// a wider one another request has just got.
+    answering: tokio::sync::Mutex<()>,
     /// The tag list of the last read with the registry's `ETag`, for a conditional read next time.
     pub(crate) tags_seen: tokio::sync::Mutex<Option<(String, Vec<String>)>>,
 }
@@ -54,6 +59,7 @@ impl RegistryHttp {
             repository: repository.to_string(),
             auth,
             authorization: tokio::sync::RwLock::new(preset),
+            answering: tokio::sync::Mutex::new(()),
             tags_seen: tokio::sync::Mutex::new(None),
         })
     }
@@ -85,7 +91,9 @@ impl RegistryHttp {
         body: Option<bytes::Bytes>,
     ) -> Result<Response, OciDistributionError> {
         let mut authenticated = false;
+        let mut newer_tried = 0;
         loop {
+            let sent = self.authorization.read().await.clone();
             let mut request = self
                 .http
                 .request(method.clone(), url)
@@ -93,7 +101,7 @@ impl RegistryHttp {
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
-            if let Some(value) = self.authorization.read().await.clone() {
+            if let Some(value) = sent.clone() {
                 request = request.header(AUTHORIZATION, value);
             }
             let response = request.send().await?;
@@ -107,6 +115,13 @@ impl RegistryHttp {
                 .map(str::to_string);
             match challenge {
                 Some(challenge) if !authenticated => {
+                    let _answering = self.answering.lock().await;
+                    // Another request answered a challenge while this one was out: try its header
+                    // first (bounded: headers could keep changing under many concurrent requests).
+                    if newer_tried < 2 && *self.authorization.read().await != sent {
+                        newer_tried += 1;
+                        continue;
+                    }
                     let value = self.authenticate(&challenge).await?;
                     *self.authorization.write().await = Some(value);
                     authenticated = true;
@@ -118,6 +133,56 @@ impl RegistryHttp {
                 }
             }
         }
+    }
+
+    /// Sends `method url` once with a streamed `body` and the header learned so far. A stream cannot be
+    /// sent again, so there is no second try after a challenge: the caller authenticates first with a
+    /// request that has no body (opening an upload session does that).
+    pub(crate) async fn send_stream(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<Response, OciDistributionError> {
+        let mut request = self
+            .http
+            .request(method, url)
+            .headers(headers.clone())
+            .body(body);
+        if let Some(value) = self.authorization.read().await.clone() {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(OciDistributionError::UnauthorizedError {
+                url: url.to_string(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Where to send a blob's bytes, from the `Location` of an upload session: resolved against this
+    /// registry, and refused when it names another origin (the credentials go with the upload).
+    pub(crate) fn upload_location(
+        &self,
+        location: &str,
+        digest: &str,
+    ) -> Result<reqwest::Url, OciDistributionError> {
+        let base = reqwest::Url::parse(&self.url("blobs/uploads/"))
+            .map_err(|e| OciDistributionError::UrlParseError(e.to_string()))?;
+        let mut url = base
+            .join(location)
+            .map_err(|e| OciDistributionError::UrlParseError(format!("{location:?}: {e}")))?;
+        if url.origin() != base.origin() {
+            return Err(OciDistributionError::GenericError(Some(format!(
+                "{} sent an upload location on another host ({}); credentials are not sent there",
+                self.base,
+                url.origin().ascii_serialization()
+            ))));
+        }
+        url.query_pairs_mut().append_pair("digest", digest);
+        Ok(url)
     }
 
     /// The `Authorization` header answering `challenge`.
@@ -161,10 +226,20 @@ impl RegistryHttp {
                     self.base
                 ))
             })?;
-        let mut query: Vec<(String, String)> = params
-            .into_iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("service") || k.eq_ignore_ascii_case("scope"))
-            .collect();
+        // A challenge lists its scopes in one space-separated parameter (a mount names two repositories);
+        // the token spec wants one `scope` parameter per scope.
+        let mut query: Vec<(String, String)> = Vec::new();
+        for (key, value) in params {
+            if key.eq_ignore_ascii_case("scope") {
+                query.extend(
+                    value
+                        .split_whitespace()
+                        .map(|scope| ("scope".to_string(), scope.to_string())),
+                );
+            } else if key.eq_ignore_ascii_case("service") {
+                query.push((key, value));
+            }
+        }
         if !query.iter().any(|(k, _)| k.eq_ignore_ascii_case("scope")) {
             query.push((
                 "scope".to_string(),

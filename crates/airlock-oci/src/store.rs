@@ -9,6 +9,12 @@ use crate::{Digest, DigestWriter, Error};
 /// A blob as a stream of chunks, so large layers move without being held in memory.
 pub type BlobStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, Error>> + Send>>;
 
+/// A blob's bytes, opened when awaited. A store that writes a blob prepares its side first (a registry
+/// opens its upload session) and only then opens the bytes, so a source is not held open meanwhile and a
+/// copy can bound how many blobs move at once (see `copy_blobs`).
+pub type OpenBlobStream<'a> =
+    Pin<Box<dyn std::future::Future<Output = Result<BlobStream, Error>> + Send + 'a>>;
+
 /// Wraps `stream` so that it hashes what passes and, at its end, yields [`Error::DigestMismatch`] (naming
 /// `digest` and `source`) or [`Error::SizeMismatch`] instead of ending normally when the bytes are not the
 /// blob. The last chunk is held back until the check passed: a consumer that stops reading once it has all
@@ -138,15 +144,16 @@ pub trait Store: Send + Sync {
         })))
     }
 
-    /// Stores a blob of `size` bytes from a stream; nothing is stored unless the stream ends cleanly and the
-    /// bytes hash to `digest`. The default collects the stream (up to `size` bytes) and calls
-    /// [`Store::put_blob`].
+    /// Stores a blob of `size` bytes from the stream `open` gives; nothing is stored unless the stream ends
+    /// cleanly and the bytes hash to `digest`. The default collects the stream (up to `size` bytes) and
+    /// calls [`Store::put_blob`].
     async fn put_blob_stream(
         &self,
         digest: &Digest,
         size: u64,
-        mut stream: BlobStream,
+        open: OpenBlobStream<'_>,
     ) -> Result<(), Error> {
+        let mut stream = open.await?;
         let mut data = Vec::with_capacity(size.min(64 << 20) as usize);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
