@@ -30,7 +30,9 @@
 //! 300) and `state_dir` (where the agent's status file is kept).
 //!
 //! Relative paths are relative to the config file. Registry pull credentials come from the environment
-//! (`AIRLOCK_AGENT_REGISTRY_USERNAME`, `AIRLOCK_AGENT_REGISTRY_PASSWORD`), never from the file.
+//! (`AIRLOCK_AGENT_REGISTRY_USERNAME`, `AIRLOCK_AGENT_REGISTRY_PASSWORD`), never from the file; the
+//! mirror's from `AIRLOCK_AGENT_MIRROR_USERNAME` / `AIRLOCK_AGENT_MIRROR_PASSWORD`, else the Docker
+//! client config (see [`crate::mirror`]).
 
 use crate::error::AgentError;
 use crate::evidence::EvidenceConfig;
@@ -47,6 +49,10 @@ use std::time::Duration;
 pub const USERNAME_VAR: &str = "AIRLOCK_AGENT_REGISTRY_USERNAME";
 /// Environment variable holding the registry password.
 pub const PASSWORD_VAR: &str = "AIRLOCK_AGENT_REGISTRY_PASSWORD";
+/// Environment variable holding the user name for the mirror registry (`mirror` / `--mirror`).
+pub const MIRROR_USERNAME_VAR: &str = "AIRLOCK_AGENT_MIRROR_USERNAME";
+/// Environment variable holding the password for the mirror registry.
+pub const MIRROR_PASSWORD_VAR: &str = "AIRLOCK_AGENT_MIRROR_PASSWORD";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,7 +127,17 @@ pub struct RunConfig {
 
 /// Registry credentials from the environment, if both variables are set.
 pub fn credentials_from_env() -> Option<(String, String)> {
-    match (std::env::var(USERNAME_VAR), std::env::var(PASSWORD_VAR)) {
+    env_pair(USERNAME_VAR, PASSWORD_VAR)
+}
+
+/// Mirror registry credentials from the environment, if both variables are set and the user is not
+/// empty (the mirror falls back to the Docker client config otherwise).
+pub fn mirror_credentials_from_env() -> Option<(String, String)> {
+    env_pair(MIRROR_USERNAME_VAR, MIRROR_PASSWORD_VAR)
+}
+
+fn env_pair(user_var: &str, password_var: &str) -> Option<(String, String)> {
+    match (std::env::var(user_var), std::env::var(password_var)) {
         (Ok(user), Ok(password)) if !user.is_empty() => Some((user, password)),
         _ => None,
     }

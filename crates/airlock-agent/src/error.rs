@@ -22,6 +22,15 @@ pub enum AgentError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The mirror's credentials could not be read (a malformed Docker client config): startup stops
+    /// rather than mirror anonymously. The reason names the file, never a secret.
+    #[error("cannot read the credentials for mirror {mirror}: {reason}")]
+    MirrorCredentials {
+        /// The mirror, `HOST/PREFIX`.
+        mirror: String,
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// The source directory does not exist.
     #[error("the release source {source_spec} does not exist: check the path given to --source")]
     SourceMissing {

@@ -62,7 +62,8 @@ struct Flags {
     #[arg(long, default_value = airlock_agent::sync::DEFAULT_REFERENCE_PREFIX)]
     reference_prefix: String,
     /// Mirror verified images (with signatures and attestations) to HOST/PREFIX/<app> and point the
-    /// manifests there, by digest.
+    /// manifests there, by digest. Credentials: AIRLOCK_AGENT_MIRROR_USERNAME/_PASSWORD, else the
+    /// Docker client config's entry for HOST.
     #[arg(long)]
     mirror: Option<String>,
 }

@@ -5,27 +5,66 @@
 //!
 //! The signatures copied still name the repository they were made for (`<prefix>/<app>`); the mirror is
 //! accepted as serving that repository through `airlock_sign::TrustConfig`'s mirror list, and nothing else.
+//!
+//! Credentials for the mirror ([`Mirror::open`]), in order: `AIRLOCK_AGENT_MIRROR_USERNAME` /
+//! `AIRLOCK_AGENT_MIRROR_PASSWORD` (both set, user not empty); else the `auths` entry for the mirror's
+//! host in the Docker client config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, found
+//! as `airlock-oci` finds it); else anonymous. A Docker config that cannot be read is an error, not an
+//! anonymous fallback. The credentials never appear in logs, errors or `Debug`; only where they came
+//! from ([`CredentialSource`]) does.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use airlock_oci::{CopyOptions, RegistryAuth, RegistryStore, Store, copy_with_attachments};
 use airlock_sign::{TrustConfig, TrustSet, VerifiedRelease, read_attestations};
 
+use crate::config::{MIRROR_PASSWORD_VAR, MIRROR_USERNAME_VAR, mirror_credentials_from_env};
 use crate::error::AgentError;
+
+/// Where the mirror's credentials came from: what logs and `Debug` show instead of the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `AIRLOCK_AGENT_MIRROR_USERNAME` / `AIRLOCK_AGENT_MIRROR_PASSWORD`.
+    Environment,
+    /// The `auths` entry for the mirror's host in this Docker client config file.
+    DockerConfig(PathBuf),
+    /// No credentials were found: anonymous access.
+    Anonymous,
+}
+
+impl std::fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialSource::Environment => {
+                write!(f, "{MIRROR_USERNAME_VAR} / {MIRROR_PASSWORD_VAR}")
+            }
+            CredentialSource::DockerConfig(path) => write!(f, "{}", path.display()),
+            CredentialSource::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
 
 /// The outer loop's registry and repository prefix images are mirrored to.
 pub struct Mirror {
     host: String,
     prefix: String,
     insecure: bool,
+    // Secret: kept out of Debug, logs and errors (only `credentials` is shown).
+    auth: RegistryAuth,
+    credentials: CredentialSource,
     // One client per repository, kept so a token is not fetched for every release.
     stores: Mutex<HashMap<String, Arc<RegistryStore>>>,
 }
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Mirror({}/{})", self.host, self.prefix)
+        write!(
+            f,
+            "Mirror({}/{}, credentials: {})",
+            self.host, self.prefix, self.credentials
+        )
     }
 }
 
@@ -50,8 +89,79 @@ impl Mirror {
             host: host.to_string(),
             prefix: prefix.to_string(),
             insecure,
+            auth: RegistryAuth::Anonymous,
+            credentials: CredentialSource::Anonymous,
             stores: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// [`Mirror::parse`], with the credentials of this process's environment: the mirror variables, else
+    /// the Docker client config (see the module docs). This is what the agent uses.
+    pub fn open(spec: &str, insecure: bool) -> Result<Mirror, AgentError> {
+        let mirror = Mirror::parse(spec, insecure)?;
+        let user_set = std::env::var_os(MIRROR_USERNAME_VAR).is_some();
+        if user_set != std::env::var_os(MIRROR_PASSWORD_VAR).is_some() {
+            // Only one of the two: most likely a deployment mistake, so say so rather than fall back
+            // quietly.
+            tracing::warn!(
+                "only one of {MIRROR_USERNAME_VAR} and {MIRROR_PASSWORD_VAR} is set: both are needed; \
+                 looking in the Docker client config instead"
+            );
+        }
+        let mirror = mirror.with_credentials(
+            mirror_credentials_from_env(),
+            airlock_oci::docker_config_path().as_deref(),
+        )?;
+        tracing::info!(mirror = %mirror.spec(), credentials = %mirror.credentials, "mirror configured");
+        Ok(mirror)
+    }
+
+    /// Chooses the credentials: `env` (user, password) when given, else the `auths` entry for the
+    /// mirror's host in the Docker client config at `docker_config` (a missing file or host means none),
+    /// else anonymous. A config that cannot be read or parsed is an error naming the file.
+    pub fn with_credentials(
+        mut self,
+        env: Option<(String, String)>,
+        docker_config: Option<&Path>,
+    ) -> Result<Mirror, AgentError> {
+        self.stores
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        if let Some((user, password)) = env {
+            self.auth = RegistryAuth::Basic(user, password);
+            self.credentials = CredentialSource::Environment;
+            return Ok(self);
+        }
+        self.auth = RegistryAuth::Anonymous;
+        self.credentials = CredentialSource::Anonymous;
+        let Some(path) = docker_config else {
+            return Ok(self);
+        };
+        match airlock_oci::docker_config_auth(path, &self.host) {
+            Ok(RegistryAuth::Anonymous) => {}
+            Ok(auth) => {
+                self.auth = auth;
+                self.credentials = CredentialSource::DockerConfig(path.to_path_buf());
+            }
+            Err(e) => {
+                return Err(AgentError::MirrorCredentials {
+                    mirror: self.spec(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// Where the credentials in use came from.
+    pub fn credential_source(&self) -> &CredentialSource {
+        &self.credentials
+    }
+
+    /// `HOST/PREFIX`, as given.
+    fn spec(&self) -> String {
+        format!("{}/{}", self.host, self.prefix)
     }
 
     /// `HOST/PREFIX/<app>`: where `app`'s images are mirrored.
@@ -68,7 +178,7 @@ impl Mirror {
             RegistryStore::new(
                 &self.host,
                 &format!("{}/{app}", self.prefix),
-                RegistryAuth::Anonymous,
+                self.auth.clone(),
                 self.insecure,
             )
             .map_err(|e| format!("mirror {}: {e}", self.reference(app)))?,
@@ -98,9 +208,11 @@ impl Mirror {
         )
         .await
         .map_err(|e| {
+            // Where the credentials came from (never what they are) tells the operator what to fix
+            // when the mirror refuses them or wants some.
             format!(
-                "mirroring {}@{} to {mirror}: {e}",
-                image.repository, image.digest
+                "mirroring {}@{} to {mirror} (credentials: {}): {e}",
+                image.repository, image.digest, self.credentials
             )
         })?;
         let config = TrustConfig::new(trust.clone()).with_mirror(&mirror, &image.repository);
@@ -162,5 +274,83 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("host/Bad Prefix"), "{err}");
+    }
+
+    fn basic(m: &Mirror) -> Option<(&str, &str)> {
+        match &m.auth {
+            RegistryAuth::Basic(u, p) => Some((u, p)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_then_the_docker_config_then_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"auths":{"https://reg.internal:5000":{"username":"from-file","password":"file-pw"}}}"#,
+        )
+        .unwrap();
+        let parse = || Mirror::parse("reg.internal:5000/mirror", false).unwrap();
+
+        let m = parse()
+            .with_credentials(Some(("from-env".into(), "env-pw".into())), Some(&config))
+            .unwrap();
+        assert_eq!(basic(&m), Some(("from-env", "env-pw")));
+        assert_eq!(m.credential_source(), &CredentialSource::Environment);
+        assert!(!format!("{m:?}").contains("env-pw"), "{m:?}");
+
+        let m = parse().with_credentials(None, Some(&config)).unwrap();
+        assert_eq!(basic(&m), Some(("from-file", "file-pw")));
+        assert_eq!(
+            m.credential_source(),
+            &CredentialSource::DockerConfig(config.clone())
+        );
+        let shown = format!("{m:?}");
+        assert!(
+            shown.contains("config.json") && !shown.contains("file-pw"),
+            "{shown}"
+        );
+
+        // Another host in the file, no file, no config at all: anonymous.
+        let other = Mirror::parse("other.internal/mirror", false).unwrap();
+        for m in [
+            other.with_credentials(None, Some(&config)).unwrap(),
+            parse()
+                .with_credentials(None, Some(&dir.path().join("none.json")))
+                .unwrap(),
+            parse().with_credentials(None, None).unwrap(),
+        ] {
+            assert_eq!(basic(&m), None);
+            assert_eq!(m.credential_source(), &CredentialSource::Anonymous);
+        }
+    }
+
+    #[test]
+    fn a_malformed_docker_config_is_an_error_naming_the_file_not_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        for text in [
+            // Syntax error: the file is cut short.
+            r#"{"auths":{"reg.internal:5000":{"username":"u","password":"hunter2-pw"}"#,
+            // A value of the wrong type, which serde would quote.
+            r#"{"auths":"hunter2-pw"}"#,
+            // Not base64.
+            r#"{"auths":{"reg.internal:5000":{"auth":"hunter2-pw!"}}}"#,
+        ] {
+            std::fs::write(&config, text).unwrap();
+            let err = Mirror::parse("reg.internal:5000/mirror", false)
+                .unwrap()
+                .with_credentials(None, Some(&config))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&config.display().to_string())
+                    && err.contains("reg.internal:5000/mirror"),
+                "{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 }

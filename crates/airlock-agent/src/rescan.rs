@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use airlock_oci::{Digest, Store};
-use airlock_scan::{Ecosystem, Finding, Inventory, Package, SourcePackage, VulnDb};
+use airlock_scan::{Finding, VulnDb, inventory_from_cyclonedx};
 use airlock_sign::predicates::{CYCLONEDX, VULN};
 use airlock_sign::{TrustSet, VerifiedRelease};
 use serde::{Deserialize, Serialize};
@@ -270,92 +270,9 @@ fn new_findings(
         .collect()
 }
 
-/// The packages of a CycloneDX SBOM written by `airlock-scan` (its `airlock:package:*` properties name
-/// the OSV ecosystem and the source package), as an inventory to match. Components without a name,
-/// version or known ecosystem are left out.
-pub fn inventory_from_cyclonedx(bom: &Value) -> Inventory {
-    let mut inventory = Inventory::default();
-    for c in bom["components"].as_array().into_iter().flatten() {
-        if c["type"] != "library" {
-            continue;
-        }
-        let property = |name: &str| {
-            c["properties"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["name"] == name)
-                .and_then(|p| p["value"].as_str())
-        };
-        let (Some(version), Some(eco)) =
-            (c["version"].as_str(), property("airlock:package:ecosystem"))
-        else {
-            continue;
-        };
-        let Some((ecosystem, distro)) = Ecosystem::from_osv_name(eco) else {
-            continue;
-        };
-        let name = match (c["group"].as_str(), c["name"].as_str()) {
-            (Some(group), Some(name)) if ecosystem == Ecosystem::Npm => format!("{group}/{name}"),
-            (_, Some(name)) => name.to_string(),
-            (_, None) => continue,
-        };
-        let source = property("airlock:package:source").map(|s| SourcePackage {
-            name: s.to_string(),
-            version: property("airlock:package:source-version").map(str::to_string),
-        });
-        inventory.packages.push(Package {
-            name,
-            version: version.to_string(),
-            ecosystem,
-            distro,
-            purl: c["purl"].as_str().unwrap_or_default().to_string(),
-            layer: property("airlock:layer:digest").map(str::to_string),
-            path: property("airlock:package:path")
-                .unwrap_or_default()
-                .to_string(),
-            source,
-            local: false,
-        });
-    }
-    inventory
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sbom_packages_come_back_with_their_match_keys() {
-        let bom = serde_json::json!({"components": [
-            {"type": "operating-system", "name": "debian", "version": "12"},
-            {"type": "library", "name": "libc6", "version": "2.36-9", "purl": "pkg:deb/debian/libc6@2.36-9",
-             "properties": [
-                {"name": "airlock:package:ecosystem", "value": "Debian:12"},
-                {"name": "airlock:package:path", "value": "/var/lib/dpkg/status"},
-                {"name": "airlock:package:source", "value": "glibc"}]},
-            {"type": "library", "group": "@babel", "name": "core", "version": "7.0.0",
-             "properties": [{"name": "airlock:package:ecosystem", "value": "npm"}]},
-            {"type": "library", "name": "Jinja2", "version": "2.7.1",
-             "properties": [{"name": "airlock:package:ecosystem", "value": "PyPI"}]},
-            {"type": "library", "name": "mystery", "version": "1",
-             "properties": [{"name": "airlock:package:ecosystem", "value": "Hackage"}]},
-        ]});
-        let inv = inventory_from_cyclonedx(&bom);
-        let keys: Vec<_> = inv.packages.iter().map(Package::match_key).collect();
-        assert_eq!(
-            keys,
-            vec![
-                ("Debian:12".into(), "glibc".into(), "2.36-9".into()),
-                ("npm".into(), "@babel/core".into(), "7.0.0".into()),
-                ("PyPI".into(), "jinja2".into(), "2.7.1".into()),
-            ]
-        );
-        assert_eq!(
-            Ecosystem::from_osv_name("Alpine:v3.20"),
-            Some((Ecosystem::Alpine, Some("3.20".into())))
-        );
-    }
 
     #[test]
     fn findings_the_report_listed_under_any_alias_are_not_new() {

@@ -321,10 +321,7 @@ impl Agent {
             None => None,
         };
         let mirror = match &cfg.mirror {
-            Some(m) => Some(crate::mirror::Mirror::parse(
-                m,
-                cfg.source_options.insecure,
-            )?),
+            Some(m) => Some(crate::mirror::Mirror::open(m, cfg.source_options.insecure)?),
             None => None,
         };
         Ok(Agent {

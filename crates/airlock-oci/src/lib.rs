@@ -41,7 +41,7 @@ pub use image::{
 };
 pub use layer::{Compression, Layer, LayerBuilder, normalize_path, uncompressed_reader};
 pub use layout::{LayoutRoot, OciLayout, validate_repository};
-pub use open::{OpenOptions, OpenedStore, docker_config_auth};
+pub use open::{OpenOptions, OpenedStore, docker_config_auth, docker_config_path};
 pub use rebase::{BASE_DIGEST_LABEL, BASE_NAME_LABEL, RebaseReport, rebase_image};
 pub use reference::{ImageRef, RegistryTarget, validate_ref_name};
 pub use registry::{RegistryAuth, RegistryStore};

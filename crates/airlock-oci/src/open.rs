@@ -138,7 +138,7 @@ fn open_registry(
     repository: &str,
     options: &OpenOptions,
 ) -> Result<RegistryStore, Error> {
-    let config = options.docker_config.clone().or_else(default_docker_config);
+    let config = options.docker_config.clone().or_else(docker_config_path);
     let auth = match config {
         Some(path) => docker_config_auth(&path, host)?,
         None => RegistryAuth::Anonymous,
@@ -147,7 +147,10 @@ fn open_registry(
     RegistryStore::new(host, repository, auth, insecure)
 }
 
-fn default_docker_config() -> Option<PathBuf> {
+/// Where the Docker client config is looked for when none is given: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json` (`None` without either variable). Public so every reader of registry
+/// credentials (e.g. the agent's mirror) finds the same file the Docker CLI and skopeo would.
+pub fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
     }
@@ -174,9 +177,25 @@ pub fn docker_config_auth(path: &Path, host: &str) -> Result<RegistryAuth, Error
         username: Option<String>,
         password: Option<String>,
     }
-    let config: Config = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        what: path.display().to_string(),
-        source,
+    let config: Config = serde_json::from_slice(&bytes).map_err(|source| {
+        // serde's message for a value of the wrong type quotes the value, which may be a secret put in the
+        // wrong place: for those, only the position.
+        if source.classify() == serde_json::error::Category::Data {
+            Error::Registry {
+                store: host.to_string(),
+                message: format!(
+                    "{} is not a Docker client config: unexpected value at line {}, column {}",
+                    path.display(),
+                    source.line(),
+                    source.column()
+                ),
+            }
+        } else {
+            Error::Json {
+                what: path.display().to_string(),
+                source,
+            }
+        }
     })?;
     let key_host = |key: &str| {
         let key = key
@@ -247,6 +266,13 @@ mod tests {
         let err = docker_config_auth(&path, "x.io").unwrap_err().to_string();
         assert!(
             err.contains("not base64") && err.contains("config.json"),
+            "{err}"
+        );
+        // A secret where an object belongs: serde would quote it; the error gives only the position.
+        std::fs::write(&path, r#"{"auths":{"x.io":"hunter2-pw"}}"#).unwrap();
+        let err = docker_config_auth(&path, "x.io").unwrap_err().to_string();
+        assert!(
+            err.contains("config.json") && err.contains("line 1") && !err.contains("hunter2"),
             "{err}"
         );
     }

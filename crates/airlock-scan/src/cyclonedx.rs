@@ -1,8 +1,10 @@
-//! CycloneDX 1.6 JSON SBOM of an inventory.
+//! CycloneDX 1.6 JSON SBOM of an inventory ([`cyclonedx`]), and the inventory read back from one
+//! ([`inventory_from_cyclonedx`]). Both sides live here so the `airlock:*` properties they agree on
+//! cannot drift apart.
 
 use serde_json::{Value, json};
 
-use crate::package::{Ecosystem, Inventory};
+use crate::package::{Ecosystem, Inventory, Package, SourcePackage};
 
 /// Deterministic `urn:uuid:` from some bytes (a version-5-shaped UUID over SHA-256), so the same
 /// inventory of the same image always gets the same serial number.
@@ -116,6 +118,10 @@ pub fn cyclonedx(inv: &Inventory, subject_name: &str, subject_digest: &str) -> V
         if let Some(l) = &p.layer {
             properties.push(json!({ "name": "airlock:layer:digest", "value": l }));
         }
+        if p.local {
+            // Read back by rescans, which must not match it either.
+            properties.push(json!({ "name": "airlock:package:local", "value": "true" }));
+        }
         if let Some(src) = &p.source
             && matches!(p.ecosystem, Ecosystem::Debian | Ecosystem::Alpine)
         {
@@ -161,6 +167,59 @@ pub fn cyclonedx(inv: &Inventory, subject_name: &str, subject_digest: &str) -> V
         "components": components,
         "dependencies": [{ "ref": image_ref, "dependsOn": refs }],
     })
+}
+
+/// The packages of a CycloneDX SBOM written by [`cyclonedx`] (its `airlock:package:*` properties name
+/// the OSV ecosystem and the source package), as an inventory to match: the agent rescans a running
+/// release's signed SBOM this way without the image. Components without a name, version or known
+/// ecosystem are left out; the operating system is not read back (matching does not use it).
+pub fn inventory_from_cyclonedx(bom: &Value) -> Inventory {
+    let mut inventory = Inventory::default();
+    for c in bom["components"].as_array().into_iter().flatten() {
+        if c["type"] != "library" {
+            continue;
+        }
+        let property = |name: &str| {
+            c["properties"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == name)
+                .and_then(|p| p["value"].as_str())
+        };
+        let (Some(version), Some(eco)) =
+            (c["version"].as_str(), property("airlock:package:ecosystem"))
+        else {
+            continue;
+        };
+        let Some((ecosystem, distro)) = Ecosystem::from_osv_name(eco) else {
+            continue;
+        };
+        // The writer splits a scoped npm name into group and name; join them again.
+        let name = match (c["group"].as_str(), c["name"].as_str()) {
+            (Some(group), Some(name)) if ecosystem == Ecosystem::Npm => format!("{group}/{name}"),
+            (_, Some(name)) => name.to_string(),
+            (_, None) => continue,
+        };
+        let source = property("airlock:package:source").map(|s| SourcePackage {
+            name: s.to_string(),
+            version: property("airlock:package:source-version").map(str::to_string),
+        });
+        inventory.packages.push(Package {
+            name,
+            version: version.to_string(),
+            ecosystem,
+            distro,
+            purl: c["purl"].as_str().unwrap_or_default().to_string(),
+            layer: property("airlock:layer:digest").map(str::to_string),
+            path: property("airlock:package:path")
+                .unwrap_or_default()
+                .to_string(),
+            source,
+            local: property("airlock:package:local") == Some("true"),
+        });
+    }
+    inventory
 }
 
 #[cfg(test)]
@@ -221,6 +280,81 @@ print(errors)\nsys.exit(1 if errors else 0)\n";
         assert_eq!(
             a["metadata"]["component"]["purl"],
             format!("pkg:oci/hello@{}", DIGEST.replace(':', "%3A"))
+        );
+    }
+
+    #[test]
+    fn sbom_packages_come_back_with_their_match_keys() {
+        let bom = serde_json::json!({"components": [
+            {"type": "operating-system", "name": "debian", "version": "12"},
+            {"type": "library", "name": "libc6", "version": "2.36-9", "purl": "pkg:deb/debian/libc6@2.36-9",
+             "properties": [
+                {"name": "airlock:package:ecosystem", "value": "Debian:12"},
+                {"name": "airlock:package:path", "value": "/var/lib/dpkg/status"},
+                {"name": "airlock:package:source", "value": "glibc"}]},
+            {"type": "library", "group": "@babel", "name": "core", "version": "7.0.0",
+             "properties": [{"name": "airlock:package:ecosystem", "value": "npm"}]},
+            {"type": "library", "name": "Jinja2", "version": "2.7.1",
+             "properties": [{"name": "airlock:package:ecosystem", "value": "PyPI"}]},
+            {"type": "library", "name": "mystery", "version": "1",
+             "properties": [{"name": "airlock:package:ecosystem", "value": "Hackage"}]},
+            {"type": "library", "name": "no-version",
+             "properties": [{"name": "airlock:package:ecosystem", "value": "PyPI"}]},
+        ]});
+        let inv = inventory_from_cyclonedx(&bom);
+        let keys: Vec<_> = inv.packages.iter().map(Package::match_key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("Debian:12".into(), "glibc".into(), "2.36-9".into()),
+                ("npm".into(), "@babel/core".into(), "7.0.0".into()),
+                ("PyPI".into(), "jinja2".into(), "2.7.1".into()),
+            ]
+        );
+        assert_eq!(
+            Ecosystem::from_osv_name("Alpine:v3.20"),
+            Some((Ecosystem::Alpine, Some("3.20".into())))
+        );
+    }
+
+    #[test]
+    fn an_inventory_written_as_cyclonedx_reads_back_as_the_same_packages() {
+        let mut inv = sample();
+        assert_eq!(inv.packages.len(), 3, "{:?}", inv.packages);
+        // A crate built from local sources (never matched) stays local when read back.
+        let mut local = inv.packages[0].clone();
+        local.name = "hello-app".into();
+        local.ecosystem = Ecosystem::CratesIo;
+        local.distro = None;
+        local.source = None;
+        local.purl = "pkg:cargo/hello-app@0.1.0".into();
+        local.local = true;
+        inv.packages.push(local);
+        let back = inventory_from_cyclonedx(&cyclonedx(&inv, "hello", DIGEST));
+        // Whole packages: name, version, ecosystem and distro, purl, layer, path, source package, local.
+        assert_eq!(back.packages, inv.packages);
+        let keys = |i: &Inventory| {
+            i.packages
+                .iter()
+                .map(Package::match_key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&back), keys(&inv));
+        assert!(
+            back.packages
+                .iter()
+                .any(|p| p.name == "@babel/core" && p.purl == "pkg:npm/%40babel/core@7.0.0"),
+            "{:?}",
+            back.packages
+        );
+        assert!(
+            back.packages
+                .iter()
+                .any(|p| p.ecosystem == Ecosystem::Debian
+                    && p.distro.as_deref() == Some("12")
+                    && p.source.as_ref().is_some_and(|s| s.name == "glibc")),
+            "{:?}",
+            back.packages
         );
     }
 }

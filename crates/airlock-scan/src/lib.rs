@@ -9,7 +9,8 @@
 //! URL and the layer and file it came from. Executables and archives are reduced to the packages
 //! they name as soon as they are read, so their bytes are never kept.
 //!
-//! The inventory is written as a CycloneDX 1.6 ([`cyclonedx`]) or SPDX 2.3 ([`spdx`]) SBOM, and
+//! The inventory is written as a CycloneDX 1.6 ([`cyclonedx`], read back by
+//! [`inventory_from_cyclonedx`]) or SPDX 2.3 ([`spdx`]) SBOM, and
 //! matched ([`match_inventory`]) against a local copy of the OSV database ([`VulnDb`], imported from
 //! OSV's bulk export zips or directories of OSV JSON, indexed per package on disk) using each
 //! ecosystem's own version order (PEP 440, SemVer, dpkg, apk). Records that are aliases of one
@@ -49,7 +50,7 @@ pub mod version;
 #[cfg(test)]
 mod testutil;
 
-pub use cyclonedx::cyclonedx;
+pub use cyclonedx::{cyclonedx, inventory_from_cyclonedx};
 pub use db::{DbStatus, ImportStats, VulnDb};
 pub use dir::inventory_dir;
 pub use error::ScanError;
