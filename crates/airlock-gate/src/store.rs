@@ -268,38 +268,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records a webhook delivery with its new run in one transaction; returns the existing run id if the delivery
-    /// was seen before (and then stores nothing).
-    ///
-    /// The delivery row is inserted first with `ON CONFLICT DO NOTHING`: on PostgreSQL a concurrent insert of the
-    /// same id by another replica waits for ours to commit and then does nothing, so exactly one run is stored.
-    pub async fn insert_delivery_run(
-        &self,
-        delivery_id: &str,
-        run: &NewRun,
-    ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries (delivery_id, run_id, received_at) VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING",
-        )
-        .bind(delivery_id)
-        .bind(&run.id)
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await?;
-            let row = sqlx::query("SELECT run_id FROM deliveries WHERE delivery_id = $1")
-                .bind(delivery_id)
-                .fetch_one(&self.pool)
-                .await?;
-            return Ok(Some(row.try_get::<String, _>(0)?));
-        }
-        insert_run_in(&mut tx, run).await?;
-        tx.commit().await?;
-        Ok(None)
-    }
-
     /// Whether the database answers a trivial query (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reads).await?;

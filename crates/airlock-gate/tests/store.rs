@@ -223,50 +223,6 @@ async fn two_replicas_claiming_concurrently_never_run_a_job_twice() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_redeliveries_store_exactly_one_run() {
-    let pg = Postgres::start();
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (backend, url) in backends(&pg, dir.path(), "deliveries") {
-        let a = Store::connect(&url).await.expect("replica a");
-        let b = Store::connect(&url).await.expect("replica b");
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            tasks.push(tokio::spawn(async move {
-                store
-                    .insert_delivery_run("delivery-1", &new_run(&format!("cand{i}"), "", ""))
-                    .await
-                    .expect("insert delivery")
-            }));
-        }
-        let mut fresh = 0;
-        let mut existing = BTreeSet::new();
-        for t in tasks {
-            match t.await.expect("task") {
-                None => fresh += 1,
-                Some(id) => {
-                    existing.insert(id);
-                }
-            }
-        }
-        assert_eq!(fresh, 1, "{backend}: exactly one delivery started a run");
-        let stored = a.list_runs(None, None, 100).await.expect("list");
-        assert_eq!(
-            stored.len(),
-            1,
-            "{backend}: nothing half-stored by the losers"
-        );
-        assert!(existing.len() <= 1, "{backend}");
-        if let Some(id) = existing.first() {
-            assert_eq!(
-                id, &stored[0].id,
-                "{backend}: duplicates point at the stored run"
-            );
-        }
-    }
-}
-
 fn audit_entry(i: usize) -> AuditEntry {
     AuditEntry {
         actor: format!("token-{i}"),

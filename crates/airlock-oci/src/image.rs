@@ -258,18 +258,10 @@ pub(crate) async fn copy_blobs(
     // stay `Send` for any lifetime, which `tokio::spawn` of a caller needs.
     let streaming = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_STREAMING_BLOBS));
     let mut running = futures::stream::FuturesUnordered::new();
-    for blob in queue.by_ref().take(MAX_PARALLEL_BLOBS) {
-        running.push(copy_blob(
-            src,
-            dst,
-            blob,
-            same_registry.as_deref(),
-            &streaming,
-        ));
-    }
-    while let Some(result) = running.next().await {
-        result?;
-        if let Some(blob) = queue.next() {
+    loop {
+        while running.len() < MAX_PARALLEL_BLOBS
+            && let Some(blob) = queue.next()
+        {
             running.push(copy_blob(
                 src,
                 dst,
@@ -277,6 +269,10 @@ pub(crate) async fn copy_blobs(
                 same_registry.as_deref(),
                 &streaming,
             ));
+        }
+        match running.next().await {
+            Some(result) => result?,
+            None => break,
         }
     }
     Ok(())
