@@ -103,26 +103,6 @@ async fn verified_image_is_mirrored_with_signatures_and_manifests_point_at_it() 
 const MIRROR_USER: &str = "outer-mirror";
 const MIRROR_PASSWORD: &str = "m1rror-Pa55-0f-the-outer-loop";
 
-/// A registry that answers only `MIRROR_USER` / `MIRROR_PASSWORD` (distribution's htpasswd auth).
-fn registry_with_password(dir: &Path) -> Registry {
-    let htpasswd = dir.join("htpasswd");
-    let made = Command::new("htpasswd")
-        .arg("-Bbc")
-        .arg(&htpasswd)
-        .args([MIRROR_USER, MIRROR_PASSWORD])
-        .output()
-        .expect("htpasswd is installed (apt-get install -y apache2-utils; scripts/setup)");
-    assert!(
-        made.status.success(),
-        "htpasswd: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    Registry::start_with(&format!(
-        "auth: {{ htpasswd: {{ realm: airlock-test, path: {} }} }}\n",
-        htpasswd.display()
-    ))
-}
-
 /// stdout and stderr of a run, as one text.
 fn text(out: &Output) -> String {
     format!(
@@ -199,7 +179,7 @@ fn finish(mut c: Command) -> Output {
 async fn mirror_needing_a_password_takes_it_from_the_environment_or_the_docker_config() {
     let dir = tempfile::tempdir().unwrap();
     let boundary = Registry::start();
-    let outer = registry_with_password(dir.path());
+    let outer = Registry::start_with_password(MIRROR_USER, MIRROR_PASSWORD);
     let key = SigningKey::generate();
     let image = publish(&boundary.store(&format!("boundary/{APP}")), &key, 1).await;
     let gate_pub = key_file(dir.path(), &key, "gate.pub");

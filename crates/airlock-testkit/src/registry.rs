@@ -53,6 +53,34 @@ impl Registry {
         registry
     }
 
+    /// Like [`Registry::start`], answering only `user` / `password` (distribution's htpasswd auth); panics
+    /// with the install hint when `htpasswd` (apache2-utils) is missing.
+    pub fn start_with_password(user: &str, password: &str) -> Registry {
+        assert!(
+            Registry::installed(),
+            "docker-registry is not installed: apt-get install -y docker-registry (scripts/setup)"
+        );
+        let mut registry = Registry::unstarted("");
+        let htpasswd = registry.dir.path().join("htpasswd");
+        let made = Command::new("htpasswd")
+            .arg("-Bbc")
+            .arg(&htpasswd)
+            .args([user, password])
+            .output()
+            .expect("htpasswd is installed (apt-get install -y apache2-utils; scripts/setup)");
+        assert!(
+            made.status.success(),
+            "htpasswd: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        registry.extra_config = format!(
+            "auth: {{ htpasswd: {{ realm: airlock-test, path: {} }} }}\n",
+            htpasswd.display()
+        );
+        registry.restart();
+        registry
+    }
+
     /// Starts a registry, or returns `None` after printing a `SKIPPED` note when `docker-registry` is missing
     /// (for the tests that choose to skip rather than fail).
     pub fn try_start() -> Option<Registry> {
