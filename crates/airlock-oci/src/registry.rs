@@ -89,7 +89,7 @@ impl RegistryStore {
     fn registry_error(&self, err: OciDistributionError) -> Error {
         Error::Registry {
             store: self.describe(),
-            message: err.to_string(),
+            message: with_root_cause(&err),
         }
     }
 
@@ -155,6 +155,27 @@ async fn success(response: reqwest::Response) -> Result<reqwest::Response, OciDi
     } else {
         Err(status_error(response).await)
     }
+}
+
+/// `err` followed by its innermost cause when that says something more: the HTTP client's own message
+/// ("error sending request for url (…)") leaves out why (connection refused, a certificate, a timeout).
+fn with_root_cause(err: &OciDistributionError) -> String {
+    let message = err.to_string();
+    let mut root: &dyn std::error::Error = err;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let cause = root.to_string();
+    let mut message = if std::ptr::addr_eq(root, err) || message.contains(&cause) {
+        message
+    } else {
+        format!("{message}: {cause}")
+    };
+    // What a TLS client makes of a plain-HTTP answer.
+    if cause.contains("InvalidContentType") {
+        message.push_str(" (the registry may serve plain HTTP: list its host as insecure)");
+    }
+    message
 }
 
 /// The headers of a blob upload of `size` bytes.

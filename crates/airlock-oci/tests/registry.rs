@@ -132,6 +132,29 @@ async fn missing_things_in_a_registry_are_typed_errors() {
     ));
 }
 
+/// An unreachable registry, and a plain-HTTP registry addressed over HTTPS: the error says why, not just
+/// that a request failed.
+#[tokio::test]
+async fn unreachable_registries_are_errors_that_say_why() {
+    let Some(registry) = start_registry() else {
+        return;
+    };
+    let nobody = format!("127.0.0.1:{}", airlock_testkit::tools::free_port());
+    let store = RegistryStore::new(&nobody, "app", RegistryAuth::Anonymous, true).unwrap();
+    let err = store.get_manifest("v1").await.unwrap_err().to_string();
+    assert!(
+        err.contains(&nobody) && err.contains("Connection refused"),
+        "{err}"
+    );
+
+    let https = RegistryStore::new(&registry.host, "app", RegistryAuth::Anonymous, false).unwrap();
+    let err = https.get_manifest("v1").await.unwrap_err().to_string();
+    assert!(
+        err.contains(&registry.host) && err.contains("plain HTTP") && err.contains("insecure"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn reads_and_copies_a_docker_schema2_image_pushed_by_skopeo() {
     let Some(registry) = start_registry() else {
