@@ -81,9 +81,10 @@ fn scopes(list: &[&str]) -> BTreeSet<String> {
 }
 
 impl TokenServer {
-    /// Starts the token server with its certificate in `dir`; fails (with the install hint) when the
-    /// checkers' venv lacks `cryptography`.
-    fn start(dir: &Path) -> TokenServer {
+    /// Starts the token server with its certificate in `dir`, its tokens valid for `expires_in` seconds
+    /// after they are issued (as the server writes `exp`); fails (with the install hint) when the checkers'
+    /// venv lacks `cryptography`.
+    fn start(dir: &Path, expires_in: i64) -> TokenServer {
         let python = airlock_testkit::tools::python_importing(&["cryptography"], "cryptography");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/token_server.py");
         let mut child = Command::new(python)
@@ -95,6 +96,7 @@ impl TokenServer {
                 SERVICE,
                 ISSUER,
             ])
+            .env("TOKEN_EXPIRES_IN", expires_in.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -173,6 +175,11 @@ struct TokenRegistry {
 impl TokenRegistry {
     /// Starts both, or `None` (after a `SKIPPED` note) when `docker-registry` is not installed.
     fn start() -> Option<TokenRegistry> {
+        TokenRegistry::start_expiring(300)
+    }
+
+    /// [`TokenRegistry::start`] with tokens whose `exp` is `expires_in` seconds after they are issued.
+    fn start_expiring(expires_in: i64) -> Option<TokenRegistry> {
         if !Registry::installed() {
             eprintln!(
                 "SKIPPED: docker-registry is not installed (apt-get install -y docker-registry)"
@@ -180,7 +187,7 @@ impl TokenRegistry {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let tokens = TokenServer::start(dir.path());
+        let tokens = TokenServer::start(dir.path(), expires_in);
         let extra = format!(
             "auth: {{ token: {{ realm: \"{}\", service: {SERVICE}, issuer: {ISSUER}, rootcertbundle: {} }} }}\n",
             tokens.realm(),
@@ -524,4 +531,37 @@ async fn a_copy_between_repositories_mounts_blobs_with_a_token_for_both() {
         "3 layers and a config mounted"
     );
     assert_eq!(requests(&proxy, "PUT /v2/team/b/blobs/uploads/"), 0);
+}
+
+/// A long-lived store (the agent keeps one per repository for as long as it runs) outlives its token: the
+/// registry's `401` for the expired token makes it fetch a new one, and the copy goes through.
+#[tokio::test]
+async fn an_expired_token_is_replaced_and_the_copy_goes_through() {
+    // distribution accepts a token until 60 s after its `exp`: -55 gives tokens about 5 s of life.
+    let Some(env) = TokenRegistry::start_expiring(-55) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(&dir.path().join("src")).unwrap();
+    let first = image(&layout, "v1", "first", 2).await;
+    let second = image(&layout, "v2", "second", 2).await;
+    let host = env.registry.host.clone();
+    let store = env.store(&host, "team/app", basic());
+
+    assert_eq!(
+        copy_image(&layout, &store, "v1", Some("v1")).await.unwrap(),
+        first
+    );
+    let before = env.tokens.stats().await.total();
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    assert_eq!(
+        copy_image(&layout, &store, "v2", Some("v2")).await.unwrap(),
+        second
+    );
+    assert_eq!(read_image(&store, "v1").await.unwrap().digest, first);
+    let after = env.tokens.stats().await.total();
+    assert!(
+        after > before,
+        "no new token after the first expired ({before} before, {after} after)"
+    );
 }

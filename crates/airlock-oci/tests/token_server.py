@@ -39,8 +39,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-# How long a token is valid (seconds); long enough that no test sees one expire.
-EXPIRES_IN = 300
+# How long a token is valid (seconds); long enough that no test sees one expire, unless the test sets
+# TOKEN_EXPIRES_IN (distribution accepts a token until 60 s after its `exp`, so -55 means about 5 s).
+EXPIRES_IN = int(os.environ.get("TOKEN_EXPIRES_IN", "300"))
 
 # One scope per the token spec: type[(class)]:name:action[,action...]; a name may carry a registry host with
 # a port, so the type ends at the first colon and the actions start after the last.
@@ -215,7 +216,7 @@ def make_handler(svc: TokenService):
                 {
                     "token": token,
                     "access_token": token,
-                    "expires_in": EXPIRES_IN,
+                    "expires_in": max(EXPIRES_IN, 0),
                     "issued_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 },
             )
