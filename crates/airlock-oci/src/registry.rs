@@ -204,11 +204,32 @@ fn is_transient(err: &OciDistributionError) -> bool {
             .any(|e| matches!(e.code, OciErrorCode::Toomanyrequests)),
         OciDistributionError::RequestError(e) => match e.status() {
             Some(status) => status.is_server_error() || status.as_u16() == 429,
+            None if is_tls_failure(e) => false,
             None => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
         },
         OciDistributionError::IoError(_) => true,
         _ => false,
     }
+}
+
+/// Whether the TLS handshake failed (a certificate not trusted, a plain-HTTP answer): the TLS layer reports
+/// it as an I/O error of kind `InvalidData`, and trying again gives the same answer.
+fn is_tls_failure(err: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let inner = io
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<std::io::Error>());
+            if io.kind() == std::io::ErrorKind::InvalidData
+                || inner.is_some_and(|i| i.kind() == std::io::ErrorKind::InvalidData)
+            {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Runs `call` until it succeeds, fails with a final error, or [`MAX_ATTEMPTS`] are used, doubling the wait

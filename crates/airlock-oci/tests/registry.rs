@@ -1,6 +1,8 @@
 //! RegistryStore against a real registry (Debian's `docker-registry`, distribution 2.8) on a free
 //! 127.0.0.1 port, checked with skopeo as an independent client.
 
+mod common;
+
 use std::process::Command;
 
 use airlock_oci::{
@@ -147,11 +149,19 @@ async fn unreachable_registries_are_errors_that_say_why() {
         "{err}"
     );
 
-    let https = RegistryStore::new(&registry.host, "app", RegistryAuth::Anonymous, false).unwrap();
+    // A handshake that failed fails the same way again: no retries (they would show as warnings and take
+    // 3 s), one request.
+    let proxy = common::start_proxy(&registry.host, Vec::new()).await;
+    let https = RegistryStore::new(&proxy.host, "app", RegistryAuth::Anonymous, false).unwrap();
     let err = https.get_manifest("v1").await.unwrap_err().to_string();
     assert!(
-        err.contains(&registry.host) && err.contains("plain HTTP") && err.contains("insecure"),
+        err.contains(&proxy.host) && err.contains("plain HTTP") && err.contains("insecure"),
         "{err}"
+    );
+    assert_eq!(
+        proxy.connections.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the TLS failure was retried"
     );
 }
 

@@ -30,6 +30,8 @@ pub struct Proxy {
     pub host: String,
     pub requests: Arc<Mutex<Vec<String>>>,
     pub faults_left: Arc<Mutex<Vec<Fault>>>,
+    /// Connections accepted (TLS attempts included, which no request line shows).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub async fn start_proxy(target: &str, faults: Vec<Fault>) -> Proxy {
@@ -38,12 +40,14 @@ pub async fn start_proxy(target: &str, faults: Vec<Fault>) -> Proxy {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let faults_left = Arc::new(Mutex::new(faults.into_iter().rev().collect::<Vec<_>>()));
     let target = target.to_string();
-    let (reqs, left) = (requests.clone(), faults_left.clone());
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (reqs, left, accepted) = (requests.clone(), faults_left.clone(), connections.clone());
     tokio::spawn(async move {
         loop {
             let Ok((mut client, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let fault = left.lock().unwrap().pop();
             let target = target.clone();
             let reqs = reqs.clone();
@@ -90,6 +94,7 @@ pub async fn start_proxy(target: &str, faults: Vec<Fault>) -> Proxy {
         host,
         requests,
         faults_left,
+        connections,
     }
 }
 
