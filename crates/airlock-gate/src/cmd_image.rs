@@ -317,29 +317,10 @@ pub async fn run_image(command: ImageCommand) -> anyhow::Result<()> {
                 insecure_hosts: insecure,
                 docker_config: None,
             };
-            let src_ref = ImageRef::parse(&src)?;
-            let dst_ref = ImageRef::parse(&dst)?;
-            let (source, reference) = src_ref
-                .open_source(&options)
-                .with_context(|| format!("opening {src}"))?;
-            let (destination, dst_tag) = dst_ref
-                .open_destination(&options)
-                .with_context(|| format!("opening {dst}"))?;
-            // A destination named without a tag takes the source's tag (like `skopeo copy` to oci:DIR).
-            let dst_tag = dst_tag.or_else(|| src_ref.tag().map(str::to_string));
-            let report = airlock_oci::copy_with_attachments(
-                source.store(),
-                destination.store(),
-                &reference,
-                dst_tag.as_deref(),
-                CopyOptions { all_platforms: all },
-            )
-            .await
-            .with_context(|| format!("copying {src} to {dst}"))?;
-            destination
-                .finish()
+            let copy = CopyOptions { all_platforms: all };
+            let report = airlock_oci::copy_references(&src, &dst, &options, copy)
                 .await
-                .with_context(|| format!("writing {dst}"))?;
+                .with_context(|| format!("copying {src} to {dst}"))?;
             println!("{}", report.digest);
             for tag in &report.attachments {
                 println!("  with {tag}");

@@ -429,6 +429,32 @@ pub async fn copy_with_attachments(
     })
 }
 
+/// What `airlock-gate image copy SRC DST` does: opens both references (skopeo's syntax, see
+/// [`crate::ImageRef`]) with `options`, copies with [`copy_with_attachments`] and completes the destination
+/// (an archive is written only then). A destination named without a tag takes the source's, as
+/// `skopeo copy` does to `oci:DIR`.
+pub async fn copy_references(
+    src: &str,
+    dst: &str,
+    options: &crate::OpenOptions,
+    copy: CopyOptions,
+) -> Result<CopyReport, Error> {
+    let src_ref = crate::ImageRef::parse(src)?;
+    let (source, reference) = src_ref.open_source(options)?;
+    let (destination, dst_tag) = crate::ImageRef::parse(dst)?.open_destination(options)?;
+    let dst_tag = dst_tag.or_else(|| src_ref.tag().map(str::to_string));
+    let report = copy_with_attachments(
+        source.store(),
+        destination.store(),
+        &reference,
+        dst_tag.as_deref(),
+        copy,
+    )
+    .await?;
+    destination.finish().await?;
+    Ok(report)
+}
+
 /// The manifest `src` has under the cosign tag `tag`, if any.
 async fn find_attachment(
     src: &dyn Store,

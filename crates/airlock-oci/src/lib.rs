@@ -36,8 +36,8 @@ pub use archive::OciArchive;
 pub use digest::{Digest, DigestWriter};
 pub use error::Error;
 pub use image::{
-    CopyOptions, CopyReport, Image, attachment_tags, copy_image, copy_with_attachments, read_image,
-    write_image,
+    CopyOptions, CopyReport, Image, attachment_tags, copy_image, copy_references,
+    copy_with_attachments, read_image, write_image,
 };
 pub use layer::{Compression, Layer, LayerBuilder, normalize_path, uncompressed_reader};
 pub use layout::{LayoutRoot, OciLayout, validate_repository};

@@ -4,8 +4,8 @@
 mod common;
 
 use airlock_oci::{
-    CopyOptions, Descriptor, Digest, ImageConfig, ImageIndex, ImageRef, OciLayout, OpenOptions,
-    Platform, Store, attachment_tags, copy_with_attachments, media_type, read_image,
+    CopyOptions, Descriptor, Digest, ImageConfig, ImageIndex, OciLayout, OpenOptions, Platform,
+    Store, attachment_tags, copy_references, copy_with_attachments, media_type, read_image,
 };
 use airlock_testkit::image::{SIMPLE_SIGNING, artifact, file_image};
 use common::{Fault, skopeo, start_proxy, start_registry};
@@ -26,24 +26,9 @@ async fn copy_refs(src: &str, dst: &str, all: bool, insecure: &[&str]) -> airloc
         insecure_hosts: insecure.iter().map(|s| s.to_string()).collect(),
         docker_config: Some("/nonexistent/config.json".into()),
     };
-    let src_ref = ImageRef::parse(src).unwrap();
-    let (source, reference) = src_ref.open_source(&options).unwrap();
-    let (destination, tag) = ImageRef::parse(dst)
+    copy_references(src, dst, &options, CopyOptions { all_platforms: all })
+        .await
         .unwrap()
-        .open_destination(&options)
-        .unwrap();
-    let tag = tag.or_else(|| src_ref.tag().map(str::to_string));
-    let report = copy_with_attachments(
-        source.store(),
-        destination.store(),
-        &reference,
-        tag.as_deref(),
-        CopyOptions { all_platforms: all },
-    )
-    .await
-    .unwrap();
-    destination.finish().await.unwrap();
-    report
 }
 
 #[tokio::test]
