@@ -9,13 +9,15 @@
 //!
 //! References use skopeo's transport syntax ([`ImageRef`]: `docker://`, `oci:`, `oci-archive:`), and
 //! [`ImageRef::open_source`] / [`ImageRef::open_destination`] open the matching store: a registry
-//! ([`RegistryStore`], credentials from `~/.docker/config.json`), a layout ([`OciLayout`]) or a layout tar
-//! archive ([`OciArchive`], written atomically).
+//! ([`RegistryStore`], credentials from `~/.docker/config.json` and the credential helpers it names,
+//! [`CredentialHelpers`]), a layout ([`OciLayout`]) or a layout tar archive ([`OciArchive`], written
+//! atomically).
 //!
 //! Everything read from a store is checked against its digest before it is returned, and every input has a
 //! size or count limit.
 
 pub mod archive;
+pub mod credential_helper;
 pub mod daemon;
 pub mod digest;
 pub mod error;
@@ -33,6 +35,7 @@ pub mod transfer;
 pub mod types;
 
 pub use archive::OciArchive;
+pub use credential_helper::CredentialHelpers;
 pub use digest::{Digest, DigestWriter};
 pub use error::Error;
 pub use image::{
@@ -41,7 +44,9 @@ pub use image::{
 };
 pub use layer::{Compression, Layer, LayerBuilder, normalize_path, uncompressed_reader};
 pub use layout::{LayoutRoot, OciLayout, validate_repository};
-pub use open::{OpenOptions, OpenedStore, docker_config_auth, docker_config_path};
+pub use open::{
+    OpenOptions, OpenedStore, docker_config_auth, docker_config_auth_with, docker_config_path,
+};
 pub use rebase::{BASE_DIGEST_LABEL, BASE_NAME_LABEL, RebaseReport, rebase_image};
 pub use reference::{ImageRef, RegistryTarget, validate_ref_name};
 pub use registry::{RegistryAuth, RegistryStore};

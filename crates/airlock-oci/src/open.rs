@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+use crate::credential_helper::CredentialHelpers;
 use crate::reference::{ImageRef, RegistryTarget};
 use crate::{Error, OciArchive, OciLayout, RegistryAuth, RegistryStore, Store};
 
@@ -12,8 +13,8 @@ use crate::{Error, OciArchive, OciLayout, RegistryAuth, RegistryStore, Store};
 pub struct OpenOptions {
     /// Registry hosts (`host[:port]`) spoken to over plain HTTP; every other host needs HTTPS.
     pub insecure_hosts: Vec<String>,
-    /// The Docker client config to read `auths` from; `None` means `$DOCKER_CONFIG/config.json`, else
-    /// `~/.docker/config.json`.
+    /// The Docker client config to read credentials from (`credHelpers`, `credsStore`, `auths`); `None`
+    /// means `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     pub docker_config: Option<PathBuf>,
 }
 
@@ -157,10 +158,23 @@ pub fn docker_config_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
 }
 
-/// The credentials `config.json`'s `auths` holds for `host` (keys may also be written as URLs,
-/// `https://host` or `https://host/v1/`). A missing file or host is anonymous access; a malformed file or
-/// entry is an error naming the file (never the secret).
+/// The credentials the Docker client config at `path` gives for `host`, looked up as the Docker CLI does:
+/// the credential helper `credHelpers` names for `host`, else the `credsStore` helper, else the `auths`
+/// entry (keys may also be written as URLs, `https://host` or `https://host/v1/`). Helpers are found on
+/// `$PATH` (see [`CredentialHelpers::get`]). A missing file, host or helper entry is anonymous access; a
+/// malformed file or entry, or a helper that is missing or fails, is an error naming the file or helper
+/// (never the secret).
 pub fn docker_config_auth(path: &Path, host: &str) -> Result<RegistryAuth, Error> {
+    docker_config_auth_with(path, host, &CredentialHelpers::default())
+}
+
+/// [`docker_config_auth`], running credential helpers as `helpers` says (search directories, extra
+/// environment) rather than from `$PATH` with this process's environment.
+pub fn docker_config_auth_with(
+    path: &Path,
+    host: &str,
+    helpers: &CredentialHelpers,
+) -> Result<RegistryAuth, Error> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
@@ -170,6 +184,10 @@ pub fn docker_config_auth(path: &Path, host: &str) -> Result<RegistryAuth, Error
     struct Config {
         #[serde(default)]
         auths: std::collections::BTreeMap<String, AuthEntry>,
+        #[serde(rename = "credsStore", default)]
+        creds_store: Option<String>,
+        #[serde(rename = "credHelpers", default)]
+        cred_helpers: std::collections::BTreeMap<String, String>,
     }
     #[derive(serde::Deserialize)]
     struct AuthEntry {
@@ -204,6 +222,20 @@ pub fn docker_config_auth(path: &Path, host: &str) -> Result<RegistryAuth, Error
             .unwrap_or(key);
         key.split('/').next().unwrap_or(key).to_string()
     };
+    // The Docker CLI's order: a per-registry helper, then the default store, then the file itself. An
+    // empty name is how `docker logout` and editors leave an unset helper.
+    if let Some((key, helper)) = config
+        .cred_helpers
+        .iter()
+        .find(|(k, v)| key_host(k) == host && !v.is_empty())
+    {
+        let configured_by = format!("\"credHelpers\" {key:?} in {}", path.display());
+        return helpers.get(helper, host, &configured_by);
+    }
+    if let Some(store) = config.creds_store.as_deref().filter(|s| !s.is_empty()) {
+        let configured_by = format!("\"credsStore\" in {}", path.display());
+        return helpers.get(store, host, &configured_by);
+    }
     let Some(entry) = config
         .auths
         .iter()
