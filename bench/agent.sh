@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 APPS=${1:-200}
 RELEASES=${2:-10}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/b5c6d1903e0b}
+source scripts/cargo-env.sh
 if [ "${PROFILE:-release}" = release ]; then
   cargo build -q --release -p airlock-agent --example bench_agent
   BIN=$CARGO_TARGET_DIR/release/examples/bench_agent

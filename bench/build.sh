@@ -7,7 +7,7 @@
 # Needs the Docker Engine (scripts/setup). Usage: bench/build.sh [ITERATIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/b5c6d1903e0b}"
+source scripts/cargo-env.sh
 ITER="${1:-5}"
 
 # The artifact: examples/hello built as a static binary, as its airlock.toml builds it.

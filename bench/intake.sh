@@ -16,7 +16,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/b5c6d1903e0b}"
+source "$root/scripts/cargo-env.sh"
 backends="${1:-both}"
 duration="${DURATION:-10s}"
 conns="${CONNECTIONS:-32}"

@@ -5,7 +5,7 @@
 # Not run by CI. Needs docker (to build the fixture), docker-registry, skopeo, GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/b5c6d1903e0b}
+source scripts/cargo-env.sh
 RUNS=${RUNS:-3}
 LAYER_MB=${LAYER_MB:-60}
 

@@ -11,8 +11,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # The same build cache as scripts/test: one per checkout path.
-checkout_key="$(cd "$root" && pwd -P | sha256sum | cut -c1-12)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/$checkout_key}"
+source "$root/scripts/cargo-env.sh"
 venv="${AIRLOCK_PY_VENV:-$HOME/.cache/airlock/venv}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -7,7 +7,7 @@
 # how many were mounted across repositories instead. Not run by CI. Needs docker-registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/b5c6d1903e0b}
+source scripts/cargo-env.sh
 N=${N:-100}
 PARALLEL=${PARALLEL:-16}
 

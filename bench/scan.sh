@@ -16,10 +16,10 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/airlock/targets/b5c6d1903e0b}"
+source "$root/scripts/cargo-env.sh"
 cache="${AIRLOCK_CACHE:-$HOME/.cache/airlock}"
 venv="${AIRLOCK_PY_VENV:-$cache/venv}"
-vulndb="${AIRLOCK_VULNDB_SOURCE:-/work/shared/vulndb}"
+vulndb="${AIRLOCK_VULNDB_SOURCE:-$root/../shared/vulndb}"
 runs="${RUNS:-5}"
 fixture="$cache/fixtures/bench-debian-py"
 layout="$fixture/layout"

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use airlock_build::{SourceError, fetch_git};
+use airlock_testkit::tools::git;
 
 const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 const USER: &str = "oauth2";
@@ -56,29 +57,6 @@ impl GitHttpServer {
             .map(str::to_string)
             .collect()
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("git prints UTF-8")
-        .trim()
-        .to_string()
 }
 
 /// A bare repository `repo.git` under a fresh project root with two commits on `main`, served over HTTP.

@@ -123,6 +123,15 @@ fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Makes a SQLite connection wait (up to 5 s) for a locked database instead of failing at once: every
+/// connection of both SQLite pools, the writer and the readers, gets it.
+async fn wait_when_locked(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA busy_timeout=5000")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Connects by URL (`sqlite://PATH?mode=rwc` or `postgres://...`) and applies the migrations of that backend.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -134,13 +143,10 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 1 } else { 16 })
-            // Every connection of the SQLite pool waits for a locked database instead of failing at once.
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
-                        sqlx::query("PRAGMA busy_timeout=5000")
-                            .execute(&mut *conn)
-                            .await?;
+                        wait_when_locked(conn).await?;
                     }
                     Ok(())
                 })
@@ -156,14 +162,7 @@ impl Store {
             // Opened after the migrations: the file exists and is in WAL mode by now.
             AnyPoolOptions::new()
                 .max_connections(4)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        sqlx::query("PRAGMA busy_timeout=5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        Ok(())
-                    })
-                })
+                .after_connect(|conn, _| Box::pin(wait_when_locked(conn)))
                 .connect(url)
                 .await
                 .map_err(connect_err)?

@@ -5,12 +5,7 @@ use std::sync::OnceLock;
 
 use crate::db::VulnDb;
 
-/// Where the real OSV exports live (see /work/shared/vulndb/README.md).
-pub(crate) fn vulndb_source(name: &str) -> PathBuf {
-    let dir =
-        std::env::var("AIRLOCK_VULNDB_SOURCE").unwrap_or_else(|_| "/work/shared/vulndb".into());
-    PathBuf::from(dir).join(name)
-}
+pub(crate) use airlock_testkit::tools::vulndb_source;
 
 /// The database imported from both real exports, once per test process.
 pub(crate) fn real_db() -> &'static VulnDb {
@@ -77,17 +72,5 @@ pub(crate) fn metadata(name: &str, version: &str) -> Vec<u8> {
 
 /// The Python of the checker venv; panics with an install hint when it is missing.
 pub(crate) fn venv_python() -> PathBuf {
-    let venv = std::env::var("AIRLOCK_PY_VENV").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/airlock/venv",
-            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
-        )
-    });
-    let py = PathBuf::from(&venv).join("bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: python3 -m venv {venv} && {venv}/bin/pip install 'cyclonedx-python-lib[json-validation]' spdx-tools",
-        py.display()
-    );
-    py
+    airlock_testkit::tools::python("'cyclonedx-python-lib[json-validation]' spdx-tools")
 }

@@ -1,5 +1,5 @@
-//! The independent tools and cached inputs the tests run against: skopeo, the Python venvs, the fixtures
-//! `scripts/setup` caches, the real OSV exports, and free loopback ports.
+//! The independent tools and cached inputs the tests run against: skopeo, git, the Python venvs, the
+//! fixtures `scripts/setup` caches, the real OSV exports, and free loopback ports.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,32 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// Runs `git ARGS` in `dir` as a fixed author at a fixed time (2023-11-14T22:13:20Z), so commits made by
+/// tests have the same ids on every run; returns its trimmed stdout and panics with its stderr when it
+/// fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("git prints UTF-8")
+        .trim()
+        .to_string()
 }
 
 /// Runs skopeo (an OCI client that shares no code with airlock) and returns its stdout; panics with its
@@ -51,12 +77,12 @@ pub fn fixture(rel: &str) -> PathBuf {
     p
 }
 
-/// One of the real OSV exports (`PyPI.zip`, `crates.io.zip`): in `$AIRLOCK_VULNDB_SOURCE`, else
-/// `/work/shared/vulndb`.
+/// One of the real OSV exports (`PyPI.zip`, `crates.io.zip`): in `$AIRLOCK_VULNDB_SOURCE`, else in
+/// `shared/vulndb` beside the checkout (where the demo finds it too).
 pub fn vulndb_source(name: &str) -> PathBuf {
     std::env::var_os("AIRLOCK_VULNDB_SOURCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/vulndb"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vulndb"))
         .join(name)
 }
 
